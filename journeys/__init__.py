@@ -1,0 +1,3 @@
+"""Journeys: YAML journey definitions and their durable runner (see issue 6)."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Serving: settings, the HTTP API, the CLI, and the wiring of backends."""

@@ -1,0 +1,1 @@
+"""Training: point-in-time training sets, model fitting, evaluation, MLflow registry, OPE."""
