@@ -1,4 +1,4 @@
-"""Dependencies point inward: a lower layer never imports an upper one, and only serving imports FastAPI."""
+"""Dependencies point inward: no layer imports an upper one; only serving imports FastAPI."""
 
 from __future__ import annotations
 
