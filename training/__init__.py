@@ -1,1 +1,32 @@
 """Training: point-in-time training sets, model fitting, evaluation, MLflow registry, OPE."""
+
+from training.lift import Lift, arm_lift
+from training.metrics import QiniCurve, auc, log_loss, qini_coefficient, qini_curve
+from training.mlflow_model import PropensityPyfunc
+from training.policy_value import PolicyValue, ips_value, mean_with_ci, snips_value
+from training.propensity_training import PropensityTrainingResult, train_propensity
+from training.registry import LoadedModel, ModelRegistry, RegisteredModel
+from training.report_html import render_report
+from training.split import stratified_split
+
+__all__ = [
+    "Lift",
+    "LoadedModel",
+    "ModelRegistry",
+    "PolicyValue",
+    "PropensityPyfunc",
+    "PropensityTrainingResult",
+    "QiniCurve",
+    "RegisteredModel",
+    "arm_lift",
+    "auc",
+    "ips_value",
+    "log_loss",
+    "mean_with_ci",
+    "qini_coefficient",
+    "qini_curve",
+    "render_report",
+    "snips_value",
+    "stratified_split",
+    "train_propensity",
+]
