@@ -1,0 +1,123 @@
+"""Runs ``nudge serve`` in a child process and stops it again: what the demo and tests use."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from features import Unavailable
+from serving.settings import Settings
+
+__all__ = ["ApiProcess", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+class ApiProcess:
+    """``with ApiProcess(settings) as api: api.client.post(...)``; the server log goes to a file."""
+
+    def __init__(self, settings: Settings, *, startup_timeout_s: float = 90.0) -> None:
+        self.settings = settings
+        self.startup_timeout_s = startup_timeout_s
+        self.base_url = f"http://{settings.host}:{settings.port}"
+        self.log_path: Path = settings.state_dir / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
+
+    def __enter__(self) -> ApiProcess:
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Start the server and wait until it answers /healthz."""
+        if _port_in_use(self.settings.host, self.settings.port):
+            raise Unavailable(
+                f"port {self.settings.port} on {self.settings.host} is already in use; "
+                "choose another with --port or NUDGE_PORT"
+            )
+        command = [
+            sys.executable,
+            "-m",
+            "serving.cli",
+            "serve",
+            "--state-dir",
+            str(self.settings.state_dir),
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.port),
+            "--policy",
+            self.settings.policy,
+            "--epsilon",
+            str(self.settings.epsilon),
+            "--seed",
+            str(self.settings.seed),
+        ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+            )
+        self._wait_until_healthy()
+
+    def _wait_until_healthy(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise Unavailable(
+                    f"the API exited with code {self._process.returncode} while starting; "
+                    f"see {self.log_path}"
+                )
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise Unavailable(
+            f"the API did not answer /healthz within {self.startup_timeout_s:.0f} s; "
+            f"see {self.log_path}"
+        )
+
+    def health(self) -> dict[str, object]:
+        payload: dict[str, object] = self.client.get("/healthz").json()
+        return payload
+
+    def stop(self) -> None:
+        self.client.close()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

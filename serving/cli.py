@@ -1,0 +1,120 @@
+"""The ``nudge`` command.
+
+>>> parser = build_parser()
+>>> args = parser.parse_args(["demo", "--sample", "6000", "--port", "8100"])
+>>> args.command, args.sample, args.port
+('demo', 6000, 8100)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from features import NudgeError
+from serving.settings import Settings
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, help="state folder (default .nudge)")
+    parser.add_argument("--seed", type=int, help="seed for data sampling, splits and the policy")
+
+
+def _add_server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument("--policy", choices=["epsilon_greedy", "uniform"])
+    parser.add_argument("--epsilon", type=float, help="exploration rate in [0, 1]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nudge", description="Nudge: decisioning for marketing automation."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="run the whole loop on the Hillstrom experiment and write reports/"
+    )
+    _add_common(demo)
+    _add_server(demo)
+    demo.add_argument("--sample", type=int, help="use a stratified sample of N customers")
+    demo.add_argument("--data", type=Path, help="Hillstrom CSV (default data/hillstrom.csv.gz)")
+    demo.add_argument("--reports-dir", type=Path, help="where reports go (default reports)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    serve = commands.add_parser("serve", help="run the decision API until stopped")
+    _add_common(serve)
+    _add_server(serve)
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    names = ("state_dir", "reports_dir", "host", "port", "policy", "epsilon", "seed")
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in names if getattr(args, name, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def _quiet_libraries() -> None:
+    # Feast and MLflow announce themselves loudly; the steps say what matters.
+    # SQLAlchemy installs its own warning filter on import, so it is imported first
+    # for ours to take precedence.
+    import sqlalchemy.exc
+
+    warnings.filterwarnings("ignore", category=sqlalchemy.exc.SADeprecationWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("feast", "mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from serving.app import create_app
+
+    print(f"Nudge decision API on http://{settings.host}:{settings.port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # One OpenMP thread per process: LightGBM's spinning threads otherwise fight the
+    # API workers for two cores (PERFORMANCE.md).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _quiet_libraries()
+    try:
+        settings = _settings_from(args)
+        if args.command == "demo":
+            from serving.pipeline import run_demo
+
+            run_demo(
+                settings, sample=args.sample, data_path=args.data, progress=not args.no_progress
+            )
+        elif args.command == "serve":
+            _serve(settings)
+    except NudgeError as error:
+        print(f"nudge: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"])
+            print(f"nudge: setting `{field}`: {problem['msg']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

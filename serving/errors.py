@@ -1,0 +1,38 @@
+"""The one place where domain errors become HTTP status codes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from features import Conflict, InvalidRequest, NotFound, NudgeError, Unavailable
+
+__all__ = ["STATUS_BY_ERROR", "install_error_handlers"]
+
+STATUS_BY_ERROR: dict[type[NudgeError], int] = {
+    InvalidRequest: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+}
+
+
+def _status_for(error: NudgeError) -> int:
+    for kind, status in STATUS_BY_ERROR.items():
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+async def _handle_nudge_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, NudgeError)
+    status = _status_for(error)
+    detail: dict[str, object] = {"msg": str(error), "type": type(error).__name__}
+    if isinstance(error, InvalidRequest):
+        # Same shape as FastAPI's own 422s, so clients parse one format.
+        detail["loc"] = ["body", *error.field.split(".")]
+    return JSONResponse(status_code=status, content={"detail": [detail]})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(NudgeError, _handle_nudge_error)

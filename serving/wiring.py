@@ -1,0 +1,74 @@
+"""Builds the backends that ``settings`` names and hands them to the decision engine.
+
+This is the only place that knows which concrete store, model registry and
+policy a process runs with; everything below receives them through protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from decisioning import (
+    DecisionEngine,
+    EpsilonGreedy,
+    Policy,
+    SQLiteDecisionLog,
+    SQLitePolicyStateStore,
+    UniformRandom,
+)
+from features import FeatureRepo
+from serving.settings import Settings
+from training import ModelRegistry
+
+__all__ = ["Runtime", "build_policy", "build_runtime"]
+
+
+@dataclass
+class Runtime:
+    """What one API process runs with, and how to release it."""
+
+    engine: DecisionEngine
+    model_name: str
+    model_version: str
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def build_policy(settings: Settings) -> Policy:
+    """The policy named by ``settings.policy``, with its parameters and seed."""
+    if settings.policy == "uniform":
+        return UniformRandom(seed=settings.seed)
+    return EpsilonGreedy(
+        epsilon=settings.epsilon, learning_rate=settings.learning_rate, seed=settings.seed
+    )
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Open the feature store, load the champion model, and restore the policy's state."""
+    loaded = ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).load(
+        settings.model_name, settings.model_alias
+    )
+    online = FeatureRepo(settings.state_dir).online()
+    log = SQLiteDecisionLog(settings.decision_db)
+    state = SQLitePolicyStateStore(settings.decision_db)
+    engine = DecisionEngine(
+        features=online,
+        model=loaded.model,
+        model_version=loaded.version,
+        policy=build_policy(settings),
+        log=log,
+        state=state,
+        # What the policy learned is a correction of this model's priors, so it is
+        # kept per model version: a new champion starts from its own priors.
+        state_key=f"policy/{settings.policy}/{loaded.name}/v{loaded.version}",
+    )
+    return Runtime(
+        engine=engine,
+        model_name=loaded.name,
+        model_version=loaded.version,
+        closers=[log.close, state.close],
+    )
