@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from sklearn import metrics as skm
 
 from features import InvalidRequest
+from training.arrays import finite_numbers, one_dimensional
 
 __all__ = ["QiniCurve", "auc", "log_loss", "qini_coefficient", "qini_curve"]
 
@@ -127,19 +128,8 @@ def qini_coefficient(curve: QiniCurve) -> float:
     return under_curve - float(gain[-1]) / 2
 
 
-def _array(field: str, values: ArrayLike, n: int | None) -> NDArray[Any]:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise InvalidRequest(field, "must be one-dimensional", f"{array.ndim} dimensions")
-    if n is None and array.size == 0:
-        raise InvalidRequest(field, "must not be empty")
-    if n is not None and array.size != n:
-        raise InvalidRequest(field, f"must have the same length as `y` ({n})", array.size)
-    return array
-
-
 def _binary(field: str, values: ArrayLike) -> NDArray[np.float64]:
-    array = _array(field, values, None)
+    array = one_dimensional(field, values, length=None)
     try:
         numbers = array.astype(np.float64)
     except (TypeError, ValueError):
@@ -150,18 +140,11 @@ def _binary(field: str, values: ArrayLike) -> NDArray[np.float64]:
 
 
 def _boolean(field: str, values: ArrayLike, n: int) -> NDArray[np.bool_]:
-    array = _array(field, values, n)
+    array = one_dimensional(field, values, length=n, length_of="`y`")
     if array.dtype == np.bool_:
         return array
     return _binary(field, array).astype(np.bool_)
 
 
 def _finite(field: str, values: ArrayLike, n: int) -> NDArray[np.float64]:
-    array = _array(field, values, n)
-    try:
-        numbers = array.astype(np.float64)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field, "must be numbers", f"dtype {array.dtype}") from None
-    if not np.isfinite(numbers).all():
-        raise InvalidRequest(field, "must be finite (no NaN or infinity)")
-    return numbers
+    return finite_numbers(field, values, length=n, length_of="`y`")

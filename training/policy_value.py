@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from features import InvalidRequest
+from training.arrays import finite_numbers, one_dimensional
 
 __all__ = ["PolicyValue", "ips_value", "mean_with_ci", "snips_value"]
 
@@ -51,7 +52,7 @@ def mean_with_ci(rewards: Values) -> PolicyValue:
     >>> value.mean, [round(bound, 3) for bound in value.ci95], value.n
     (0.5, [-0.066, 1.066], 4)
     """
-    values = _numbers("rewards", rewards, None)
+    values = finite_numbers("rewards", rewards, length=None)
     n = values.size
     mean = float(values.mean())
     if n < 2:
@@ -122,34 +123,12 @@ def _feedback(
     logged_actions: Any, rewards: Values, logging_propensities: Values, target_actions: Any
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Validated logged feedback: (target agrees with log as 0/1, rewards, propensities)."""
-    values = _numbers("rewards", rewards, None)
+    values = finite_numbers("rewards", rewards, length=None)
     n = values.size
-    propensities = _numbers("logging_propensities", logging_propensities, n)
+    propensities = finite_numbers("logging_propensities", logging_propensities, length=n)
     if ((propensities <= 0) | (propensities > 1)).any():
         bad = propensities[(propensities <= 0) | (propensities > 1)]
         raise InvalidRequest("logging_propensities", "must be in (0, 1]", float(bad[0]))
-    logged = _one_dimensional("logged_actions", logged_actions, n)
-    target = _one_dimensional("target_actions", target_actions, n)
+    logged = one_dimensional("logged_actions", logged_actions, length=n)
+    target = one_dimensional("target_actions", target_actions, length=n)
     return (logged == target).astype(np.float64), values, propensities
-
-
-def _one_dimensional(field: str, values: Any, n: int | None) -> NDArray[Any]:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise InvalidRequest(field, "must be one-dimensional", f"{array.ndim} dimensions")
-    if n is None and array.size == 0:
-        raise InvalidRequest(field, "must not be empty")
-    if n is not None and array.size != n:
-        raise InvalidRequest(field, f"must have one entry per reward ({n})", array.size)
-    return array
-
-
-def _numbers(field: str, values: Values, n: int | None) -> NDArray[np.float64]:
-    array = _one_dimensional(field, values, n)
-    try:
-        numbers = array.astype(np.float64)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field, "must be numbers", f"dtype {array.dtype}") from None
-    if not np.isfinite(numbers).all():
-        raise InvalidRequest(field, "must be finite (no NaN or infinity)")
-    return numbers
