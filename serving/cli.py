@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from features import NudgeError
+from features import NotFound, NudgeError, Unavailable
 from serving.settings import Settings
 
 __all__ = ["build_parser", "main"]
@@ -69,8 +69,10 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 def _quiet_libraries() -> None:
     # Feast and MLflow announce themselves loudly; the steps say what matters.
-    # SQLAlchemy installs its own warning filter on import, so it is imported first
-    # for ours to take precedence.
+    # Feast resets the DeprecationWarning filter when it is imported, and
+    # SQLAlchemy installs its own, so both are imported (every command needs them
+    # anyway) before our filters go in front.
+    import feast.feature_view  # noqa: F401
     import sqlalchemy.exc
 
     warnings.filterwarnings("ignore", category=sqlalchemy.exc.SADeprecationWarning)
@@ -84,9 +86,14 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from serving.app import create_app
+    from serving.wiring import build_runtime
 
+    # Wire the backends before the server starts, so a missing model or feature
+    # store is one clear error here rather than a traceback from inside uvicorn.
+    runtime = build_runtime(settings)
     print(f"Nudge decision API on http://{settings.host}:{settings.port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    app = create_app(settings, runtime_factory=lambda _: runtime)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(settings)
     except NudgeError as error:
         print(f"nudge: {error}", file=sys.stderr)
+        if isinstance(error, NotFound | Unavailable) and args.command == "serve":
+            print(
+                f"nudge: nothing to serve in {settings.state_dir}; run `nudge demo` first",
+                file=sys.stderr,
+            )
         return 2
     except ValidationError as error:
         for problem in error.errors():

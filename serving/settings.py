@@ -56,8 +56,12 @@ class Settings(BaseSettings):
         return self.state_dir / "events"
 
     @property
+    def mlflow_db(self) -> Path:
+        return self.state_dir / "mlflow.db"
+
+    @property
     def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+        return f"sqlite:///{self.mlflow_db.resolve()}"
 
     @property
     def mlflow_artifact_root(self) -> Path:

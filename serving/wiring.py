@@ -17,7 +17,7 @@ from decisioning import (
     SQLitePolicyStateStore,
     UniformRandom,
 )
-from features import FeatureRepo
+from features import FeatureRepo, Unavailable
 from serving.settings import Settings
 from training import ModelRegistry
 
@@ -49,6 +49,10 @@ def build_policy(settings: Settings) -> Policy:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Open the feature store, load the champion model, and restore the policy's state."""
+    registry_db = settings.mlflow_db
+    if not registry_db.exists():
+        # Checked first: opening MLflow's store would create an empty one as a side effect.
+        raise Unavailable(f"no model registry at {registry_db}")
     loaded = ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).load(
         settings.model_name, settings.model_alias
     )
