@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from features.hillstrom import (
         ARMS,
         CATEGORICAL_FEATURES,
+        MIN_SAMPLE,
         OUTCOME_COLUMNS,
         PROFILE_FEATURES,
         SEGMENT_TO_ARM,
@@ -41,6 +42,7 @@ __all__ = [
     "CATEGORICAL_FEATURES",
     "CUSTOMER_ENTITY",
     "HILLSTROM_TABLES",
+    "MIN_SAMPLE",
     "OUTCOME_COLUMNS",
     "PROFILE_FEATURES",
     "PROFILE_VIEW",
@@ -78,6 +80,7 @@ _LAZY = {
     "features.hillstrom": (
         "ARMS",
         "CATEGORICAL_FEATURES",
+        "MIN_SAMPLE",
         "OUTCOME_COLUMNS",
         "PROFILE_FEATURES",
         "SEGMENT_TO_ARM",

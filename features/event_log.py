@@ -34,7 +34,9 @@ class EventLog:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        # Absolute from the start: table paths are handed to Feast, which reads a
+        # relative one against its own repo folder rather than the working directory.
+        self.root = Path(root).expanduser().resolve()
 
     def path(self, name: str) -> Path:
         """Where table ``name`` is (or would be) stored.

@@ -32,7 +32,11 @@ class FeatureRepo:
     """
 
     def __init__(self, state_dir: Path, *, project: str = "nudge") -> None:
-        self.state_dir = Path(state_dir)
+        # Feast joins a relative registry or online-store path onto ``repo_path``
+        # (itself under the state folder), so ``.nudge`` would become
+        # ``.nudge/feast/.nudge/feast``; an absolute folder, fixed now, also keeps
+        # the repo pointing at the same place if the working directory changes.
+        self.state_dir = Path(state_dir).expanduser().resolve()
         self.project = project
         self._store: FeatureStore | None = None
 

@@ -9,8 +9,11 @@ give the feature store and training something point-in-time to get right.
 
 from __future__ import annotations
 
+import lzma
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from features.errors import InvalidRequest
 __all__ = [
     "ARMS",
     "CATEGORICAL_FEATURES",
+    "MIN_SAMPLE",
     "OUTCOME_COLUMNS",
     "PROFILE_FEATURES",
     "SEGMENT_TO_ARM",
@@ -52,6 +56,14 @@ _INT_COLUMNS = ("recency", "mens", "womens", "newbie", "visit", "conversion")
 _FLOAT_COLUMNS = ("history", "spend")
 _TEXT_COLUMNS = ("history_segment", "zip_code", "channel", "segment")
 _REQUIRED = (*PROFILE_FEATURES, "segment", *OUTCOME_COLUMNS)
+# What each numeric column may hold, checked row by row before any type is fixed.
+_FLAGS = ("mens", "womens", "newbie", "visit", "conversion")
+_COUNTS = ("recency",)
+_AMOUNTS = ("history", "spend")
+# Training splits the data into train and test stratified on (arm, visit). About
+# one customer in seven visits, so below this many customers some strata hold a
+# handful of rows and the split fails long after loading; we refuse here instead.
+MIN_SAMPLE = 1_000
 
 
 def default_hillstrom_path() -> Path:
@@ -70,16 +82,25 @@ def load_hillstrom(
 
     ``customer_id`` is ``h`` plus the row's position in the file, so a customer keeps
     its id in every sample. ``sample=n`` draws ``n`` rows with each segment's share
-    kept (largest-remainder rounding), reproducibly for a given ``seed``.
+    kept (largest-remainder rounding), reproducibly for a given ``seed``; ``n`` must
+    be at least 1,000 (enough to train on) unless the file itself is smaller.
 
-    >>> frame = load_hillstrom(sample=30, seed=1)
-    >>> len(frame), frame["arm"].value_counts().to_dict()["no_email"]
-    (30, 10)
+    A file that is missing, unreadable or not the Hillstrom CSV, and any value out
+    of range, raise ``InvalidRequest`` naming ``path`` or the column; a bad value's
+    message gives its customer row, counted from 1 after the header.
+
+    >>> frame = load_hillstrom(sample=1_200, seed=1)
+    >>> len(frame), frame["arm"].value_counts().sort_index().to_dict()
+    (1200, {'mens_email': 400, 'no_email': 399, 'womens_email': 401})
     >>> frame["customer_id"].str.fullmatch(r"h\\d{5}").all()
     np.True_
+    >>> load_hillstrom(sample=10)
+    Traceback (most recent call last):
+    ...
+    features.errors.InvalidRequest: `sample` must be between 1000 and 64000, got 10
     """
     path = default_hillstrom_path() if path is None else Path(path)
-    raw = pd.read_csv(path)
+    raw = _read(path)
     _check_columns(raw, path)
     frame = _typed(raw, path)
     ids = pd.array([f"h{i:05d}" for i in range(len(frame))], dtype="string")
@@ -90,18 +111,54 @@ def load_hillstrom(
     return frame
 
 
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InvalidRequest("path", "must be an existing CSV file", str(path))
+    try:
+        raw = pd.read_csv(path)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as error:
+        # pandas' EmptyDataError and ParserError and UnicodeDecodeError are all
+        # ValueErrors; a corrupt .gz/.bz2 is an OSError, a truncated one EOFError.
+        raise InvalidRequest("path", _unreadable(_read_error(error)), str(path)) from None
+    if not set(_REQUIRED) & set(raw.columns):
+        # A text file that is not a CSV (a README, say) parses as one odd column.
+        raise InvalidRequest("path", _unreadable("no Hillstrom column in its header"), str(path))
+    if not isinstance(raw.index, pd.RangeIndex):
+        # pandas takes a first row longer than the header to mean the leading
+        # fields are an index, and would shift every value one column over.
+        reason = "the first customer row has more fields than the header"
+        raise InvalidRequest("path", _unreadable(reason), str(path))
+    return raw
+
+
+def _unreadable(reason: str) -> str:
+    return f"could not be read as the Hillstrom CSV: {reason}"
+
+
+def _read_error(error: Exception) -> str:
+    if isinstance(error, pd.errors.EmptyDataError):
+        return "the file is empty"
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text (a binary file?)"
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[0][:120]
+
+
 def _check_columns(raw: pd.DataFrame, path: Path) -> None:
     for column in _REQUIRED:
         if column not in raw.columns:
             raise InvalidRequest(column, f"must be a column of {path}", sorted(raw.columns))
+    if raw.empty:
+        raise InvalidRequest("path", "must contain at least one customer row", str(path))
 
 
 def _typed(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     frame = raw.copy()
+    numbers = _checked_numbers(raw, path)
     for column in _INT_COLUMNS:
-        frame[column] = _numeric(frame[column], path).astype("int64")
+        frame[column] = numbers[column].astype("int64")
     for column in _FLOAT_COLUMNS:
-        frame[column] = _numeric(frame[column], path).astype("float64")
+        frame[column] = numbers[column].astype("float64")
     for column in _TEXT_COLUMNS:
         if column in frame.columns:
             frame[column] = frame[column].astype("string")
@@ -115,17 +172,48 @@ def _typed(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     return frame
 
 
-def _numeric(column: pd.Series, path: Path) -> pd.Series:
-    values = pd.to_numeric(column, errors="coerce")
-    bad = column[values.isna()]
-    if len(bad):
-        raise InvalidRequest(str(column.name), f"must be numeric in {path}", bad.iloc[0])
-    return values
+def _checked_numbers(raw: pd.DataFrame, path: Path) -> dict[str, pd.Series]:
+    """Each numeric column as float64, once every row is known to be in range."""
+    numbers: dict[str, pd.Series] = {}
+    for column in (*_COUNTS, *_FLAGS, *_AMOUNTS):
+        given = raw[column]
+        _reject_first(given, given.isna().to_numpy(), "must be present", path)
+        values = pd.to_numeric(given, errors="coerce").astype("float64")
+        _reject_first(given, ~np.isfinite(values.to_numpy()), "must be a finite number", path)
+        if column in _FLAGS:
+            rule, ok = "must be 0 or 1", values.isin((0, 1))
+        elif column in _COUNTS:
+            rule, ok = "must be a whole number, at least 0", (values >= 0) & (values % 1 == 0)
+        else:
+            rule, ok = "must be at least 0", values >= 0
+        _reject_first(given, ~ok.to_numpy(), rule, path)
+        numbers[column] = values
+    return numbers
+
+
+def _reject_first(given: pd.Series, bad: np.ndarray, rule: str, path: Path) -> None:
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad)[0])
+    expected = f"{rule} in every row of {path} (customer row {row + 1} is not)"
+    value = given.iloc[row]
+    if pd.isna(value):
+        raise InvalidRequest(str(given.name), expected)
+    # A NumPy scalar would print as ``np.int64(2)``; the message shows ``2``.
+    plain = value.item() if isinstance(value, np.generic) else value
+    raise InvalidRequest(str(given.name), expected, plain)
 
 
 def _stratified_sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    if not 3 <= n <= len(frame):
-        raise InvalidRequest("sample", f"must be between 3 and {len(frame)} rows", n)
+    if isinstance(n, bool) or not isinstance(n, Integral):
+        raise InvalidRequest("sample", "must be a whole number of customers", n)
+    # A file smaller than MIN_SAMPLE is a deliberate small one (a test fixture, a
+    # trial run) and cannot meet the minimum anyway: any sample from one customer
+    # per segment to the whole file is allowed, and training reports its own
+    # error if the result is too small to split.
+    low = MIN_SAMPLE if len(frame) >= MIN_SAMPLE else 3
+    if not low <= n <= len(frame):
+        raise InvalidRequest("sample", f"must be between {low} and {len(frame)}", n)
     groups = frame.groupby("segment", sort=True).indices
     quotas = _largest_remainder(n, {name: len(rows) for name, rows in groups.items()})
     rng = np.random.default_rng(seed)
@@ -178,10 +266,10 @@ def build_hillstrom_log(
     Each customer's decision time is drawn uniformly (to the second) over the
     campaign window; the logged propensity is the experiment's own 1/3.
 
-    >>> raw = load_hillstrom(sample=9, seed=0)
+    >>> raw = load_hillstrom(sample=1_000, seed=0)
     >>> log = build_hillstrom_log(raw, seed=0)
     >>> len(log.decisions), float(log.decisions["propensity"].iloc[0])
-    (9, 0.3333333333333333)
+    (1000, 0.3333333333333333)
     >>> log.campaign_start <= log.decisions["decided_at"].min()
     True
     >>> log.tracking_end - log.campaign_end

@@ -23,9 +23,9 @@ def ingest_hillstrom(
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as root:
     ...     events = EventLog(Path(root))
-    ...     log = ingest_hillstrom(events, sample=12, seed=3)
+    ...     log = ingest_hillstrom(events, sample=1_000, seed=3)
     ...     [events.exists(name) for name in HILLSTROM_TABLES], len(events.read("decisions"))
-    ([True, True, True], 12)
+    ([True, True, True], 1000)
     """
     log = build_hillstrom_log(load_hillstrom(path, sample=sample, seed=seed), seed=seed)
     for name in HILLSTROM_TABLES:

@@ -1,4 +1,4 @@
-"""The Feast repo end to end on a 600-customer sample: apply, materialise, train, serve.
+"""The Feast repo end to end on 600 customers: apply, materialise, train, serve.
 
 Feast is set up once for the module; the online reads at each materialisation
 point are captured in the fixture, because later steps change what they return.
@@ -28,6 +28,7 @@ from features import (
     InvalidRequest,
     NotFound,
     Unavailable,
+    default_hillstrom_path,
     ingest_hillstrom,
 )
 
@@ -44,11 +45,22 @@ class Run:
     at_tracking_end: dict[str, FeatureRow]
 
 
+def small_hillstrom_csv(folder: Path, rows: int) -> Path:
+    """The first ``rows`` customers of the real file as a CSV of their own.
+
+    A sample of the full file must be big enough to train on; a smaller file keeps
+    these tests fast, and the experiment's randomisation makes any slice balanced.
+    """
+    path = folder / "hillstrom.csv"
+    pd.read_csv(default_hillstrom_path(), nrows=rows).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     root = tmp_path_factory.mktemp("feast")
     events = EventLog(root / "events")
-    log = ingest_hillstrom(events, sample=600, seed=0)
+    log = ingest_hillstrom(events, path=small_hillstrom_csv(root, 600), seed=0)
     repo = FeatureRepo(root / "state")
     repo.apply(events.path("profiles"))
     repo.materialize(log.campaign_end)
@@ -209,6 +221,38 @@ def test_materialise_needs_an_aware_end_after_the_last_one(run: Run) -> None:
         run.repo.materialize(datetime(2008, 4, 1))
     with pytest.raises(InvalidRequest, match=r"`end` must not be before 2008-03-29"):
         run.repo.materialize(run.log.campaign_end)
+
+
+def test_a_relative_state_folder_works_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default settings use ``.nudge``: Feast would put the registry at
+    # ``.nudge/feast/.nudge/feast`` if the repo handed it a relative path.
+    small_hillstrom_csv(tmp_path, 300)
+    monkeypatch.chdir(tmp_path)
+    events = EventLog(Path("events"))
+    log = ingest_hillstrom(events, path=Path("hillstrom.csv"), seed=0)
+    repo = FeatureRepo(Path("state"))
+    repo.apply(events.path("profiles"))
+    repo.materialize(log.campaign_end)
+    some = log.decisions["customer_id"].iloc[0]
+    assert repo.online().get(some).missing == ()
+    entities = log.decisions.rename(columns={"decided_at": "event_timestamp"})
+    frame = repo.training_frame(entities)
+    assert len(frame) == 300
+    assert frame["recency"].notna().all()
+    feast_dir = tmp_path.resolve() / "state" / "feast"
+    assert sorted(path.name for path in feast_dir.iterdir()) == ["online.db", "registry.db"]
+
+
+def test_relative_folders_are_fixed_when_the_objects_are_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    repo, events = FeatureRepo(Path("state")), EventLog(Path("events"))
+    monkeypatch.chdir(tmp_path.parent)
+    assert repo.feast_dir == tmp_path.resolve() / "state" / "feast"
+    assert events.path("decisions") == tmp_path.resolve() / "events" / "decisions.parquet"
 
 
 def test_an_empty_repo_says_to_apply_first(tmp_path: Path) -> None:
