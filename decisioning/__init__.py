@@ -1,6 +1,6 @@
 """Decisioning: policies, the decision engine, and the decision and outcome log."""
 
-from decisioning.engine import DecisionEngine, OutcomeReceipt
+from decisioning.engine import DEFAULT_REWARD_BY_EVENT, DecisionEngine, OutcomeReceipt
 from decisioning.epsilon_greedy import EpsilonGreedy
 from decisioning.log import DecisionLog, PolicyStateStore
 from decisioning.sqlite_log import SQLiteDecisionLog
@@ -9,6 +9,7 @@ from decisioning.types import ActionScore, Context, Decision, Outcome, Policy, S
 from decisioning.uniform import UniformRandom
 
 __all__ = [
+    "DEFAULT_REWARD_BY_EVENT",
     "ActionScore",
     "Context",
     "Decision",

@@ -7,7 +7,8 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from decisioning._checks import check_candidates
 from decisioning._requests import (
@@ -24,15 +25,28 @@ from features import FeatureSource, FeatureValue
 from features.errors import Conflict, InvalidRequest
 from models.prior import PriorModel
 
-__all__ = ["DecisionEngine", "OutcomeReceipt"]
+__all__ = ["DEFAULT_REWARD_BY_EVENT", "DecisionEngine", "OutcomeReceipt"]
+
+DEFAULT_REWARD_BY_EVENT: Mapping[str, float] = MappingProxyType(
+    {
+        "visit": 1.0,
+        "click": 1.0,
+        "conversion": 1.0,
+        "open": 0.0,
+        "unsubscribe": 0.0,
+        "complaint": 0.0,
+    }
+)
+"""The reward each event is worth when it is posted without a ``value``."""
 
 
 @dataclass(frozen=True)
 class OutcomeReceipt:
     """What became of a posted outcome.
 
-    ``new`` is False when the same outcome was already recorded; ``learned`` is
-    True when this outcome taught the policy (the first new outcome of a decision).
+    ``outcome`` is the outcome as recorded. ``new`` is False when the same
+    outcome was already recorded; ``learned`` is True when this outcome taught
+    the policy (the first new outcome of a decision).
     """
 
     outcome: Outcome
@@ -55,13 +69,25 @@ class DecisionEngine:
     saved after every update, so it survives restarts. A decision is logged only
     when everything before it succeeded.
 
-    The policy learns from the first new outcome of each decision, at most once
-    (a crash between marking and saving loses that one update rather than
-    counting it twice). Rewards outside [0, 1] are logged as given but clipped
-    to [0, 1] for learning. Outcomes of decisions made with another model
-    version are logged but not learned from: what the policy learns is a
-    correction of this model's priors. Attribution windows, and the zero reward
-    finalised when a window closes with no outcome, come in a later milestone.
+    Which outcome teaches: the policy learns from the first new outcome of each
+    decision, at most once (a crash between marking and saving loses that one
+    update rather than counting it twice); later outcomes of the decision are
+    logged only. Outcomes of decisions made with another model version are
+    logged but not learned from: what the policy learns is a correction of this
+    model's priors. Attribution windows, and the zero reward finalised when a
+    window closes with no outcome, come in a later milestone.
+
+    Events map to rewards explicitly through ``reward_by_event`` (default
+    :data:`DEFAULT_REWARD_BY_EVENT`: a visit, click or conversion is worth 1.0;
+    an open, unsubscribe or complaint 0.0). An event outside the mapping is
+    rejected; an event posted with a ``value`` is worth that value instead.
+    Rewards outside [0, 1] are logged as given but clipped to [0, 1] for learning.
+
+    An outcome's ``occurred_at`` may be at most ``future_tolerance`` (default
+    5 minutes) past the engine's clock, and at most ``skew_tolerance`` (default
+    2 seconds) before its decision: callers often truncate times to whole
+    seconds, and their clocks are not ours. Posting an outcome id again with the
+    same content is a harmless repeat; with different content, a ``Conflict``.
 
     >>> import pathlib, tempfile
     >>> from datetime import timedelta
@@ -84,13 +110,13 @@ class DecisionEngine:
     ...     decision = engine.decide("c1")
     ...     receipt = engine.record_outcome(
     ...         decision.decision_id, event="click",
-    ...         occurred_at=decision.decided_at + timedelta(hours=1),
+    ...         occurred_at=decision.decided_at + timedelta(seconds=1),
     ...     )
     ...     print(decision.action, decision.propensity, receipt.new, receipt.learned)
-    ...     print(engine.policy.version)
+    ...     print(receipt.outcome.reward, engine.policy.version)
     ...     log.close(); state.close()
     email 1.0 True True
-    epsilon-greedy(epsilon=0.0,learning_rate=0.05)+1
+    1.0 epsilon-greedy(epsilon=0.0,learning_rate=0.05)+1
     """
 
     def __init__(
@@ -106,6 +132,9 @@ class DecisionEngine:
         state_key: str = "policy",
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = _uuid_hex,
+        reward_by_event: Mapping[str, float] | None = None,
+        future_tolerance: timedelta = timedelta(minutes=5),
+        skew_tolerance: timedelta = timedelta(seconds=2),
     ) -> None:
         self._features = features
         self._model = model
@@ -116,6 +145,11 @@ class DecisionEngine:
         self._clock = clock
         self._new_id = new_id
         self._actions = _check_actions(model.actions if actions is None else actions, model)
+        self._reward_by_event = _check_reward_by_event(
+            DEFAULT_REWARD_BY_EVENT if reward_by_event is None else reward_by_event
+        )
+        self._future_tolerance = _check_tolerance("future_tolerance", future_tolerance)
+        self._skew_tolerance = _check_tolerance("skew_tolerance", skew_tolerance)
         # One lock for reading and teaching the policy: a river model must not be
         # read while learn_one swaps its weight vector, and saving under the same
         # lock keeps the stored state in the order the updates happened.
@@ -140,6 +174,11 @@ class DecisionEngine:
     def model_version(self) -> str:
         return self._model_version
 
+    @property
+    def reward_by_event(self) -> Mapping[str, float]:
+        """The events an outcome may name, and the reward each is worth without a ``value``."""
+        return self._reward_by_event
+
     def decide(
         self,
         customer_id: str,
@@ -159,7 +198,13 @@ class DecisionEngine:
         row = self._features.get(customer_id)
         features = {**row.values, **supplied}
         missing = tuple(name for name in row.missing if name not in supplied)
-        every_prior = self._model.predict_one(features)
+        try:
+            every_prior = self._model.predict_one(features)
+        except InvalidRequest as err:
+            blamed = _blame_context(err, supplied)
+            if blamed is None:
+                raise
+            raise blamed from err
         priors = {a: every_prior[a] for a in chosen}
         with self._lock:
             selection = self._policy.select(Context(customer_id, features, priors), chosen)
@@ -193,10 +238,11 @@ class DecisionEngine:
     ) -> OutcomeReceipt:
         """Log what happened after a decision and, the first time, teach the policy.
 
-        Give either ``reward`` (logged as event ``"reward"``) or ``event`` (worth
-        ``value``, default 1.0). By default the outcome id is derived from the
-        decision, the event and the moment, so the same outcome posted twice
-        counts once.
+        Give either ``reward`` (logged as event ``"reward"``) or ``event``, one of
+        :attr:`reward_by_event` (worth ``value`` if given, else the event's reward).
+        By default the outcome id is derived from the decision, the event and the
+        moment, so the same outcome posted twice counts once; an outcome id posted
+        again with another decision, event, value or reward is a ``Conflict``.
         """
         if not isinstance(decision_id, str) or not decision_id:
             raise InvalidRequest("decision_id", "must be a non-empty string", decision_id)
@@ -210,16 +256,28 @@ class DecisionEngine:
             event = "reward"
         else:
             event = check_event(event)
-            reward = 1.0 if amount is None else amount
-        occurred = check_moment("occurred_at", occurred_at).astimezone(UTC)
+            if event not in self._reward_by_event:
+                raise InvalidRequest(
+                    "event", f"must be one of {sorted(self._reward_by_event)}", event
+                )
+            reward = self._reward_by_event[event] if amount is None else amount
+        occurred = check_moment("occurred_at", occurred_at)
+        # Differences, not sums: a moment near the ends of the calendar cannot overflow.
+        if occurred - self._now() > self._future_tolerance:
+            raise InvalidRequest(
+                "occurred_at",
+                f"must not be in the future (more than {_span(self._future_tolerance)} past now)",
+                occurred_at.isoformat(),
+            )
         if outcome_id is not None:
             outcome_id = check_outcome_id(outcome_id)
 
         decision = self._log.get_decision(decision_id)
-        if occurred < decision.decided_at:
+        if decision.decided_at - occurred > self._skew_tolerance:
             raise InvalidRequest(
                 "occurred_at",
-                f"must not be before the decision at {decision.decided_at.isoformat()}",
+                f"must not be before the decision at {decision.decided_at.isoformat()} "
+                f"(by more than {_span(self._skew_tolerance)})",
                 occurred_at.isoformat(),
             )
         outcome = Outcome(
@@ -232,6 +290,13 @@ class DecisionEngine:
             occurred_at=occurred,
         )
         new = self._log.record_outcome(outcome)
+        if not new:
+            # Nothing was written, and nothing will be: a repeat teaches nothing,
+            # and a contradiction is refused.
+            recorded = self._log.get_outcome(outcome.outcome_id)
+            if recorded is not None:
+                _check_same_outcome(recorded, outcome)
+                outcome = recorded
         learned = (
             new
             and decision.model_version == self._model_version
@@ -281,3 +346,55 @@ def _check_actions(actions: Sequence[str], model: PriorModel) -> tuple[str, ...]
             actions,
         )
     return chosen
+
+
+def _check_reward_by_event(reward_by_event: object) -> Mapping[str, float]:
+    if not isinstance(reward_by_event, Mapping):
+        raise InvalidRequest(
+            "reward_by_event", "must be a mapping of event names to rewards", reward_by_event
+        )
+    checked: dict[str, float] = {}
+    for event, reward in reward_by_event.items():
+        checked[check_event(event)] = check_number(f"reward_by_event[{event!r}]", reward)
+    return MappingProxyType(checked)
+
+
+def _check_tolerance(field: str, tolerance: object) -> timedelta:
+    if not isinstance(tolerance, timedelta) or tolerance < timedelta(0):
+        raise InvalidRequest(field, "must be a non-negative timedelta", tolerance)
+    return tolerance
+
+
+def _span(delta: timedelta) -> str:
+    """``delta`` in words, in its largest whole unit: "5 minutes", "2 seconds", "0.5 seconds"."""
+    seconds = delta.total_seconds()
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds:g} seconds"
+
+
+def _blame_context(
+    error: InvalidRequest, supplied: Mapping[str, FeatureValue]
+) -> InvalidRequest | None:
+    """``error`` restated against ``context.<key>``, if the caller's context gave the value."""
+    # Models name a feature they cannot use as features['name'] (ArmPropensityModel
+    # does); the caller knows it as the context key they sent.
+    for key, value in supplied.items():
+        if error.field == f"features[{key!r}]":
+            return InvalidRequest(f"context.{key}", error.expected, value)
+    return None
+
+
+def _check_same_outcome(recorded: Outcome, posted: Outcome) -> None:
+    differences = [
+        f"{name} {getattr(recorded, name)!r}, not {getattr(posted, name)!r}"
+        for name in ("decision_id", "event", "value", "reward")
+        if getattr(recorded, name) != getattr(posted, name)
+    ]
+    if differences:
+        raise Conflict(
+            f"outcome {posted.outcome_id!r} was already recorded with different values: "
+            + "; ".join(differences)
+        )

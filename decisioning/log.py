@@ -35,7 +35,11 @@ class DecisionLog(Protocol):
         ...
 
     def record_outcome(self, outcome: Outcome) -> bool:
-        """Keep ``outcome``; False when its ``outcome_id`` was already recorded."""
+        """Keep ``outcome``; False, writing nothing, when its ``outcome_id`` is already recorded."""
+        ...
+
+    def get_outcome(self, outcome_id: str) -> Outcome | None:
+        """The outcome recorded under ``outcome_id``, or None."""
         ...
 
     def mark_learned(self, decision_id: str) -> bool:

@@ -138,6 +138,13 @@ class SQLiteDecisionLog:
             raise NotFound("decision", outcome.decision_id) from err
         return cursor.rowcount == 1
 
+    def get_outcome(self, outcome_id: str) -> Outcome | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE outcome_id = ?", (outcome_id,)
+            ).fetchone()
+        return None if row is None else _outcome_from_row(row)
+
     def mark_learned(self, decision_id: str) -> bool:
         with self._lock:
             # One conditional UPDATE is the atomic test-and-set, also across processes.

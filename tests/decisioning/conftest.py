@@ -11,6 +11,7 @@ import pytest
 
 from decisioning import DecisionEngine, EpsilonGreedy, SQLiteDecisionLog, SQLitePolicyStateStore
 from features import FeatureRow, FeatureValue
+from features.errors import InvalidRequest
 
 FEATURE_NAMES = ("recency", "channel", "vip")
 ACTIONS = ("email", "sms", "push")
@@ -31,7 +32,10 @@ class DictFeatures:
 
 
 class TableModel:
-    """A PriorModel with fixed priors per action; a VIP customer is a little likelier to respond."""
+    """A PriorModel with fixed priors per action; a VIP customer is a little likelier to respond.
+
+    Like ArmPropensityModel, it refuses a string where it needs a number (``recency``).
+    """
 
     def __init__(self, priors: Mapping[str, float] | None = None) -> None:
         self.priors = dict(priors or {"email": 0.30, "sms": 0.20, "push": 0.10})
@@ -41,6 +45,10 @@ class TableModel:
         return tuple(self.priors)
 
     def predict_one(self, features: Mapping[str, FeatureValue]) -> dict[str, float]:
+        if isinstance(features.get("recency"), str):
+            raise InvalidRequest(
+                "features['recency']", "must be a number or None", features["recency"]
+            )
         lift = 0.05 if features.get("vip") == 1 else 0.0
         return {action: prior + lift for action, prior in self.priors.items()}
 
@@ -54,6 +62,10 @@ class TickingClock:
     def __call__(self) -> datetime:
         self.now += timedelta(milliseconds=1)
         return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        """Let ``delta`` pass, as between a decision and its outcome."""
+        self.now += delta
 
 
 ROWS: dict[str, dict[str, FeatureValue]] = {

@@ -7,16 +7,21 @@ import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from decisioning import DecisionEngine, EpsilonGreedy, UniformRandom
+from decisioning import DEFAULT_REWARD_BY_EVENT, DecisionEngine, EpsilonGreedy, UniformRandom
+from features import FeatureRow
 from features.errors import Conflict, InvalidRequest, NotFound
-from models import OnlineRecalibrator
+from models import ArmPropensityModel, OnlineRecalibrator
 
 if TYPE_CHECKING:  # only for annotations: the fixtures come from conftest
     from conftest import EngineFactory, TableModel, TickingClock
 
 HOUR = timedelta(hours=1)
+SECOND = timedelta(seconds=1)
+EVENTS = r"\['click', 'complaint', 'conversion', 'open', 'unsubscribe', 'visit'\]"
 
 
 def test_a_decision_is_logged_as_returned(make_engine: EngineFactory) -> None:
@@ -75,6 +80,22 @@ BAD_DECISIONS: list[tuple[dict[str, Any], str]] = [
     ({"context": {"spend": math.inf}}, r"`context.spend` must be a finite number, got inf"),
     ({"context": {"tags": ["a"]}}, r"`context.tags` must be a number, a string or null"),
     ({"context": "vip"}, r"`context` must be a mapping"),
+    (
+        {"context": {f"k{i}": i for i in range(257)}},
+        r"`context` must have at most 256 keys, got 257",
+    ),
+    ({"context": {"": 1}}, r"`context` keys must be strings of 1 to 128 characters, got ''"),
+    (
+        {"context": {"k" * 129: 1}},
+        r"`context` keys must be .*, got 'k{20}\.\.\. \(129 characters\)'",
+    ),
+    ({"context": {7: 1}}, r"`context` keys must be strings of 1 to 128 characters, got 7"),
+    (
+        {"context": {"note": "x" * 1025}},
+        r"`context.note` must be a string of at most 1024 characters, got 'x{20}\.\.\. \(1025",
+    ),
+    # The model cannot use it: the error names the caller's field, not the model's.
+    ({"context": {"recency": "abc"}}, r"`context.recency` must be a number or None, got 'abc'"),
 ]
 
 
@@ -91,9 +112,47 @@ def test_a_rejected_decision_names_the_field_and_logs_nothing(
     assert engine.policy.version == version
 
 
-def test_the_same_outcome_twice_counts_and_teaches_once(make_engine: EngineFactory) -> None:
+def test_the_largest_context_allowed_is_accepted(make_engine: EngineFactory) -> None:
+    context = {f"k{i:03d}".ljust(128, "_"): "x" * 1024 for i in range(256)}
+    assert make_engine().decide("c1", context=context).features.keys() >= context.keys()
+
+
+def test_a_stored_feature_the_model_cannot_use_is_not_blamed_on_the_context(
+    make_engine: EngineFactory,
+) -> None:
+    class OddFeatures:
+        def get(self, customer_id: str) -> FeatureRow:
+            return FeatureRow(customer_id, {"recency": "abc", "vip": None}, ("vip",))
+
+    engine = make_engine(features=OddFeatures())
+    with pytest.raises(InvalidRequest, match=r"`features\['recency'\]` must be a number"):
+        engine.decide("odd", context={"vip": 1})
+    assert engine.decide("odd", context={"recency": 4}).features["recency"] == 4
+    assert engine.log.count_decisions() == 1
+
+
+def test_a_context_value_the_real_model_cannot_use_names_the_context_field(
+    make_engine: EngineFactory,
+) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"recency": rng.integers(1, 13, 300), "vip": rng.integers(0, 2, 300)})
+    arm = pd.Series(rng.choice(["email", "sms"], 300))
+    model = ArmPropensityModel(num_boost_round=2, min_data_in_leaf=10).fit(
+        frame, arm, rng.integers(0, 2, 300)
+    )
+    engine = make_engine(model=model)
+    with pytest.raises(InvalidRequest, match=r"`context.recency` must be a number or None") as err:
+        engine.decide("c1", context={"recency": "abc"})
+    assert (err.value.field, err.value.got) == ("context.recency", "abc")
+    assert engine.log.count_decisions() == 0
+
+
+def test_the_same_outcome_twice_counts_and_teaches_once(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
     engine = make_engine()
     decision = engine.decide("c1")
+    clock.advance(HOUR)
     when = decision.decided_at + HOUR
     first = engine.record_outcome(decision.decision_id, event="click", occurred_at=when)
     # The same instant written with another offset is the same outcome.
@@ -108,17 +167,20 @@ def test_the_same_outcome_twice_counts_and_teaches_once(make_engine: EngineFacto
     assert engine.policy.version.endswith("+1")
 
 
-def test_a_second_outcome_is_logged_but_not_learned(make_engine: EngineFactory) -> None:
+def test_a_second_outcome_is_logged_but_not_learned(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
     engine = make_engine()
     decision = engine.decide("c1")
+    clock.advance(HOUR)
     click = engine.record_outcome(
         decision.decision_id, event="click", occurred_at=decision.decided_at + HOUR
     )
     buy = engine.record_outcome(
-        decision.decision_id, event="purchase", value=49.9, occurred_at=decision.decided_at + HOUR
+        decision.decision_id, event="conversion", value=49.9, occurred_at=decision.decided_at + HOUR
     )
     assert (click.learned, buy.new, buy.learned) == (True, True, False)
-    assert [o.event for o in engine.log.outcomes(decision.decision_id)] == ["click", "purchase"]
+    assert [o.event for o in engine.log.outcomes(decision.decision_id)] == ["click", "conversion"]
     assert (buy.outcome.value, buy.outcome.reward) == (49.9, 49.9)
     assert engine.policy.version.endswith("+1")
 
@@ -167,7 +229,7 @@ def test_outcomes_of_another_model_version_are_logged_not_learned(
 def test_an_unknown_decision_is_not_found(make_engine: EngineFactory) -> None:
     engine = make_engine()
     with pytest.raises(NotFound, match="decision 'nope' not found"):
-        engine.record_outcome("nope", reward=1.0, occurred_at=datetime(2024, 6, 1, tzinfo=UTC))
+        engine.record_outcome("nope", reward=1.0, occurred_at=datetime(2024, 5, 1, tzinfo=UTC))
 
 
 BAD_OUTCOMES: list[tuple[dict[str, Any], str]] = [
@@ -183,22 +245,231 @@ BAD_OUTCOMES: list[tuple[dict[str, Any], str]] = [
     ({"reward": 1.0, "outcome_id": ""}, r"`outcome_id` must be a non-empty string"),
     (
         {"reward": 1.0, "occurred_at": datetime(2024, 5, 1, 8, 59, tzinfo=UTC)},
-        r"`occurred_at` must not be before the decision at 2024-05-01T09:00:00.001000\+00:00",
+        r"`occurred_at` must not be before the decision at 2024-05-01T09:00:00.001000\+00:00 "
+        r"\(by more than 2 seconds\), got '2024-05-01T08:59:00\+00:00'",
     ),
+    (  # 2.002 seconds early: past the clock-skew tolerance
+        {"reward": 1.0, "occurred_at": datetime(2024, 5, 1, 8, 59, 57, 999000, tzinfo=UTC)},
+        r"`occurred_at` must not be before the decision .* \(by more than 2 seconds\)",
+    ),
+    (  # the engine's clock reads 10:00:00.002 when the outcome is posted
+        {"reward": 1.0, "occurred_at": datetime(2024, 5, 1, 10, 5, 1, tzinfo=UTC)},
+        r"`occurred_at` must not be in the future \(more than 5 minutes past now\), "
+        r"got '2024-05-01T10:05:01\+00:00'",
+    ),
+    (
+        {
+            "reward": 1.0,
+            "occurred_at": datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-14 * HOUR)),
+        },
+        r"`occurred_at` must be a moment that exists in UTC, between 0001-01-01 and 9999-12-31, "
+        r"got '9999-12-31T23:59:59-14:00'",
+    ),
+    (
+        {"event": "click", "occurred_at": datetime(1, 1, 1, tzinfo=timezone(14 * HOUR))},
+        r"`occurred_at` must be a moment that exists in UTC, .*, got '0001-01-01T00:00:00\+14:00'",
+    ),
+    ({"event": "purchase"}, rf"`event` must be one of {EVENTS}, got 'purchase'"),
+    ({"event": "reward", "value": 1.0}, rf"`event` must be one of {EVENTS}, got 'reward'"),
+    ({"event": "Click"}, rf"`event` must be one of {EVENTS}, got 'Click'"),
 ]
 
 
 @pytest.mark.parametrize(("kwargs", "match"), BAD_OUTCOMES)
 def test_a_rejected_outcome_names_the_field_and_changes_nothing(
-    make_engine: EngineFactory, kwargs: dict[str, Any], match: str
+    make_engine: EngineFactory, clock: TickingClock, kwargs: dict[str, Any], match: str
 ) -> None:
     engine = make_engine()
     decision = engine.decide("c1")
+    clock.advance(HOUR)
     arguments = {"occurred_at": decision.decided_at + HOUR, **kwargs}
     with pytest.raises(InvalidRequest, match=match):
         engine.record_outcome(decision.decision_id, **arguments)
     assert engine.log.outcomes(decision.decision_id) == []
+    assert engine.log.count_decisions() == 1
     assert engine.policy.version.endswith("+0")
+
+
+@pytest.mark.parametrize(
+    "early",
+    [SECOND, 2 * SECOND, timedelta(microseconds=1)],
+    ids=["1s", "2s", "1us"],
+)
+def test_an_outcome_a_little_before_its_decision_is_clock_skew_and_accepted(
+    make_engine: EngineFactory, early: timedelta
+) -> None:
+    engine = make_engine()
+    decision = engine.decide("c1")
+    receipt = engine.record_outcome(
+        decision.decision_id, event="click", occurred_at=decision.decided_at - early
+    )
+    assert (receipt.new, receipt.learned) == (True, True)
+    assert engine.log.outcomes(decision.decision_id) == [receipt.outcome]
+    assert receipt.outcome.occurred_at == decision.decided_at - early  # logged as given
+
+
+def test_an_outcome_up_to_the_future_tolerance_is_accepted(make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    decision = engine.decide("c1")
+    receipt = engine.record_outcome(
+        decision.decision_id,
+        reward=1.0,
+        occurred_at=decision.decided_at + timedelta(minutes=4, seconds=59),
+    )
+    assert receipt.new
+
+
+def test_the_tolerances_are_configurable(make_engine: EngineFactory, clock: TickingClock) -> None:
+    engine = make_engine(future_tolerance=timedelta(0), skew_tolerance=timedelta(0))
+    decision = engine.decide("c1")
+    with pytest.raises(InvalidRequest, match=r"`occurred_at` must not be before .* 0 seconds"):
+        engine.record_outcome(
+            decision.decision_id, reward=1.0, occurred_at=decision.decided_at - SECOND / 1000
+        )
+    with pytest.raises(InvalidRequest, match=r"in the future \(more than 0 seconds past now\)"):
+        engine.record_outcome(
+            decision.decision_id, reward=1.0, occurred_at=clock.now + timedelta(minutes=1)
+        )
+    lenient = make_engine(future_tolerance=timedelta(days=2), skew_tolerance=timedelta(minutes=1))
+    assert lenient.record_outcome(
+        decision.decision_id, reward=1.0, occurred_at=decision.decided_at - 30 * SECOND
+    ).new
+    assert lenient.record_outcome(
+        decision.decision_id, event="click", occurred_at=clock.now + timedelta(days=1)
+    ).new
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"future_tolerance": timedelta(seconds=-1)}, r"`future_tolerance` must be a non-negative"),
+        (
+            {"future_tolerance": 300},
+            r"`future_tolerance` must be a non-negative timedelta, got 300",
+        ),
+        ({"skew_tolerance": timedelta(days=-1)}, r"`skew_tolerance` must be a non-negative"),
+        ({"reward_by_event": ["click"]}, r"`reward_by_event` must be a mapping of event names"),
+        ({"reward_by_event": {"": 1.0}}, r"`event` must be a non-empty string"),
+        ({"reward_by_event": {"x": math.nan}}, r"`reward_by_event\['x'\]` must be a finite number"),
+        ({"reward_by_event": {"x": True}}, r"`reward_by_event\['x'\]` must be a finite number"),
+    ],
+)
+def test_bad_engine_settings_are_rejected(
+    make_engine: EngineFactory, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=match):
+        make_engine(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("event", "value", "reward"),
+    [
+        ("visit", None, 1.0),
+        ("click", None, 1.0),
+        ("conversion", None, 1.0),
+        ("conversion", 49.9, 49.9),
+        ("open", None, 0.0),
+        ("unsubscribe", None, 0.0),
+        ("complaint", None, 0.0),
+        ("unsubscribe", 0.25, 0.25),  # a value given is the reward
+    ],
+)
+def test_an_event_is_worth_its_mapped_reward_unless_a_value_is_given(
+    make_engine: EngineFactory, event: str, value: float | None, reward: float
+) -> None:
+    engine = make_engine(policy=EpsilonGreedy(epsilon=0.0))
+    decision = engine.decide("c1")
+    receipt = engine.record_outcome(
+        decision.decision_id, event=event, value=value, occurred_at=decision.decided_at
+    )
+    assert (receipt.outcome.event, receipt.outcome.value, receipt.outcome.reward) == (
+        event,
+        reward,
+        reward,
+    )
+    assert receipt.learned
+    expected = OnlineRecalibrator(learning_rate=0.05)
+    expected.learn_one(decision.action, 0.30, min(reward, 1.0))
+    learned = engine.policy.recalibrator_  # type: ignore[attr-defined]
+    assert learned.predict_one(decision.action, 0.30) == expected.predict_one(decision.action, 0.30)
+
+
+def test_an_unsubscribe_does_not_teach_the_policy_a_reward(make_engine: EngineFactory) -> None:
+    engine = make_engine(policy=EpsilonGreedy(epsilon=0.0))
+    decision = engine.decide("c1")
+    engine.record_outcome(
+        decision.decision_id, event="unsubscribe", occurred_at=decision.decided_at
+    )
+    learned = engine.policy.recalibrator_  # type: ignore[attr-defined]
+    assert learned.predict_one(decision.action, 0.30) < 0.30
+
+
+def test_the_event_mapping_is_configurable(make_engine: EngineFactory) -> None:
+    engine = make_engine(reward_by_event={"purchase": 1.0, "bounce": 0.0})
+    assert dict(engine.reward_by_event) == {"purchase": 1.0, "bounce": 0.0}
+    assert dict(make_engine().reward_by_event) == dict(DEFAULT_REWARD_BY_EVENT)
+    decision = engine.decide("c1")
+    with pytest.raises(InvalidRequest, match=r"`event` must be one of \['bounce', 'purchase'\]"):
+        engine.record_outcome(decision.decision_id, event="click", occurred_at=decision.decided_at)
+    bounce = engine.record_outcome(
+        decision.decision_id, event="bounce", occurred_at=decision.decided_at
+    )
+    assert (bounce.outcome.reward, bounce.learned) == (0.0, True)
+
+
+CONFLICTING_REPEATS: list[tuple[dict[str, Any], str]] = [
+    ({"event": "open"}, r"event 'click', not 'open'; value 1.0, not 0.0; reward 1.0, not 0.0"),
+    (
+        {"event": "click", "value": 0.5},
+        r"different values: value 1.0, not 0.5; reward 1.0, not 0.5$",
+    ),
+    ({"reward": 1.0}, r"different values: event 'click', not 'reward'$"),
+    ({"reward": 0.0}, r"event 'click', not 'reward'; value 1.0, not 0.0; reward 1.0, not 0.0$"),
+    ({"event": "click", "decision_id": "other"}, r"decision_id '.+', not '.+'$"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), CONFLICTING_REPEATS)
+def test_an_outcome_id_repeated_with_other_values_is_a_conflict_and_changes_nothing(
+    make_engine: EngineFactory, kwargs: dict[str, Any], match: str
+) -> None:
+    engine = make_engine()
+    decision, other = engine.decide("c1"), engine.decide("c2")
+    first = engine.record_outcome(
+        decision.decision_id, event="click", occurred_at=decision.decided_at, outcome_id="crm-17"
+    )
+    version = engine.policy.version
+    target = other.decision_id if kwargs.pop("decision_id", None) else decision.decision_id
+    with pytest.raises(Conflict, match=r"outcome 'crm-17' was already recorded with different"):
+        engine.record_outcome(target, occurred_at=other.decided_at, outcome_id="crm-17", **kwargs)
+    with pytest.raises(Conflict, match=match):
+        engine.record_outcome(target, occurred_at=other.decided_at, outcome_id="crm-17", **kwargs)
+    assert engine.log.outcomes(decision.decision_id) == [first.outcome]
+    assert engine.log.outcomes(other.decision_id) == []
+    assert engine.policy.version == version
+    # The other decision has not learned: its first outcome still teaches.
+    assert engine.record_outcome(
+        other.decision_id, reward=1.0, occurred_at=other.decided_at
+    ).learned
+
+
+def test_an_identical_repeat_of_an_outcome_id_is_not_new_and_returns_what_was_recorded(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine()
+    decision = engine.decide("c1")
+    first = engine.record_outcome(
+        decision.decision_id, reward=0.5, occurred_at=decision.decided_at, outcome_id="crm-17"
+    )
+    # A retry stamped a moment later is still the same outcome.
+    again = engine.record_outcome(
+        decision.decision_id,
+        reward=0.5,
+        occurred_at=decision.decided_at + SECOND,
+        outcome_id="crm-17",
+    )
+    assert (again.new, again.learned, again.outcome) == (False, False, first.outcome)
+    assert engine.log.outcomes(decision.decision_id) == [first.outcome]
 
 
 def test_a_restart_keeps_the_decisions_and_what_the_policy_learned(

@@ -37,7 +37,9 @@ def test_eight_threads_deciding_log_every_decision_once(make_engine: EngineFacto
 
 
 def test_racing_outcomes_teach_the_policy_once_per_decision(make_engine: EngineFactory) -> None:
-    engine = make_engine(clock=_now)
+    engine = make_engine(
+        clock=_now, reward_by_event={f"event{worker}": 1.0 for worker in range(THREADS)}
+    )
     decisions = [engine.decide("c1") for _ in range(20)]
     start = threading.Barrier(THREADS)
 

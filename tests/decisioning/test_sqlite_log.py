@@ -107,6 +107,14 @@ def test_an_outcome_id_is_recorded_once(log: SQLiteDecisionLog) -> None:
     assert read[0].occurred_at.tzinfo == UTC
 
 
+def test_get_outcome_reads_back_what_was_recorded_first(log: SQLiteDecisionLog) -> None:
+    log.record_decision(decision())
+    assert log.get_outcome("o1") is None
+    log.record_outcome(outcome("o1"))
+    log.record_outcome(Outcome("o1", "d1", "open", 0.0, 0.0, WHEN))  # ignored: o1 is taken
+    assert log.get_outcome("o1") == outcome("o1")
+
+
 def test_mark_learned_is_true_only_the_first_time(log: SQLiteDecisionLog) -> None:
     log.record_decision(decision("d1"))
     log.record_decision(decision("d2"))
