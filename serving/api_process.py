@@ -15,7 +15,7 @@ import httpx
 from features import Unavailable
 from serving.settings import Settings
 
-__all__ = ["ApiProcess", "free_port"]
+__all__ = ["ApiProcess", "free_port", "port_in_use"]
 
 
 def free_port() -> int:
@@ -26,7 +26,7 @@ def free_port() -> int:
         return port
 
 
-def _port_in_use(host: str, port: int) -> bool:
+def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
@@ -49,7 +49,7 @@ class ApiProcess:
 
     def start(self) -> None:
         """Start the server and wait until it answers /healthz."""
-        if _port_in_use(self.settings.host, self.settings.port):
+        if port_in_use(self.settings.host, self.settings.port):
             raise Unavailable(
                 f"port {self.settings.port} on {self.settings.host} is already in use; "
                 "choose another with --port or NUDGE_PORT"

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from decisioning import Decision
+from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers
 from serving.metrics import ApiMetrics
 from serving.schemas import (
@@ -72,6 +73,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     def runtime_of(request: Request) -> Runtime:
         runtime: Runtime = request.app.state.runtime
@@ -105,7 +107,7 @@ def create_app(
         )
         metrics.outcomes.labels(event=receipt.outcome.event, new=str(receipt.new).lower()).inc()
         if receipt.learned:
-            metrics.reward.inc(receipt.outcome.reward)
+            metrics.reward.observe(receipt.outcome.reward)
         return OutcomeResponse(
             outcome_id=receipt.outcome.outcome_id,
             decision_id=receipt.outcome.decision_id,

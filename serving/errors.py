@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from features import Conflict, InvalidRequest, NotFound, NudgeError, Unavailable
@@ -27,12 +28,33 @@ def _status_for(error: NudgeError) -> int:
 async def _handle_nudge_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, NudgeError)
     status = _status_for(error)
-    detail: dict[str, object] = {"msg": str(error), "type": type(error).__name__}
+    detail: dict[str, object] = {"msg": _printable(str(error)), "type": type(error).__name__}
     if isinstance(error, InvalidRequest):
         # Same shape as FastAPI's own 422s, so clients parse one format.
         detail["loc"] = ["body", *error.field.split(".")]
     return JSONResponse(status_code=status, content={"detail": [detail]})
 
 
+def _printable(text: str) -> str:
+    # A lone surrogate in the input can reach a message; JSON must still encode.
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+async def _handle_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    # FastAPI's default handler echoes each bad input back; an input of NaN or a
+    # lone surrogate then cannot be encoded and the client gets a 500 instead.
+    detail = [
+        {
+            "loc": [part if isinstance(part, int) else _printable(str(part)) for part in e["loc"]],
+            "msg": _printable(str(e["msg"])),
+            "type": str(e["type"]),
+        }
+        for e in error.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NudgeError, _handle_nudge_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)

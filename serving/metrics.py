@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
 
 __all__ = ["ApiMetrics"]
 
@@ -57,9 +57,10 @@ class ApiMetrics:
             ["event", "new"],
             registry=self.registry,
         )
-        self.reward = Counter(
-            "nudge_reward",
-            "Sum of rewards the policy learned from.",
+        # A summary, not a counter: rewards may be negative (refunds, penalties).
+        self.reward = Summary(
+            "nudge_learned_reward",
+            "Rewards the policy learned from (count and sum).",
             registry=self.registry,
         )
         self.missing_features = Counter(

@@ -14,8 +14,16 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from features import ARMS, PROFILE_FEATURES, EventLog, FeatureRepo, HillstromLog, ingest_hillstrom
-from serving.api_process import ApiProcess
+from features import (
+    ARMS,
+    PROFILE_FEATURES,
+    EventLog,
+    FeatureRepo,
+    HillstromLog,
+    Unavailable,
+    ingest_hillstrom,
+)
+from serving.api_process import ApiProcess, port_in_use
 from serving.progress import Steps
 from serving.replay import ReplayResult, replay
 from serving.settings import Settings
@@ -93,6 +101,12 @@ def run_demo(
 ) -> DemoResult:
     """Run the main job end to end and write ``demo_summary.json`` and ``uplift.html``."""
     out = out if out is not None else sys.stdout
+    if port_in_use(settings.host, settings.port):
+        # Found out now rather than after a minute of ingest and training.
+        raise Unavailable(
+            f"port {settings.port} on {settings.host} is already in use; "
+            "choose another with --port or NUDGE_PORT"
+        )
     steps = Steps(6, out=out)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)

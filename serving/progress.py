@@ -37,10 +37,13 @@ class Steps:
         started = time.perf_counter()
         try:
             yield
-        finally:
+        except BaseException:
             elapsed = time.perf_counter() - started
-            self.timings_s[key] = round(elapsed, 3)
-            print(f"      {key} done in {elapsed:.1f} s", file=self.out, flush=True)
+            print(f"      {key} FAILED after {elapsed:.1f} s", file=self.out, flush=True)
+            raise
+        elapsed = time.perf_counter() - started
+        self.timings_s[key] = round(elapsed, 3)
+        print(f"      {key} done in {elapsed:.1f} s", file=self.out, flush=True)
 
     def note(self, text: str) -> None:
         print(f"      {text}", file=self.out, flush=True)

@@ -9,6 +9,7 @@ are an unbiased sample of the policy's own value.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,9 +57,17 @@ def replay(client: httpx.Client, logged: pd.DataFrame, *, progress: bool = True)
     ordered = logged.sort_values(["event_timestamp", "customer_id"], kind="stable")
     result = ReplayResult(decisions=len(ordered))
     rows = zip(ordered["customer_id"], ordered["arm"], ordered["visit"], strict=True)
-    for customer_id, logged_arm, visit in tqdm(
-        rows, total=len(ordered), desc="      replay", unit="decision", disable=not progress
-    ):
+    # On a terminal the bar redraws twice a second; in a log file, every 10 s.
+    interval = 0.5 if sys.stderr.isatty() else 10.0
+    bar = tqdm(
+        rows,
+        total=len(ordered),
+        desc="      replay",
+        unit="decision",
+        disable=not progress,
+        mininterval=interval,
+    )
+    for customer_id, logged_arm, visit in bar:
         decision = _post(client, "/v1/decide", {"customer_id": str(customer_id)})
         action = str(decision["action"])
         result.chosen[action] += 1

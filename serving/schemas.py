@@ -70,9 +70,11 @@ class OutcomeRequest(BaseModel):
     )
 
     decision_id: str = Field(min_length=1, max_length=256)
-    reward: float | None = None
+    reward: float | None = Field(None, strict=True, description="The reward itself.")
     event: str | None = Field(None, min_length=1, max_length=64)
-    value: float | None = None
+    value: float | None = Field(
+        None, strict=True, description="With `event`: its value, used as the reward."
+    )
     occurred_at: AwareDatetime
     outcome_id: str | None = Field(
         None,
@@ -85,6 +87,8 @@ class OutcomeRequest(BaseModel):
     def _reward_or_event(self) -> OutcomeRequest:
         if (self.reward is None) == (self.event is None):
             raise ValueError("give exactly one of `reward` or `event`")
+        if self.value is not None and self.event is None:
+            raise ValueError("`value` goes with `event`; with `reward`, leave it out")
         for name in ("reward", "value"):
             number = getattr(self, name)
             if number is not None and not math.isfinite(number):

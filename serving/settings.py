@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path(".nudge"), description="Where embedded-mode state lives.")
     reports_dir: Path = Field(Path("reports"), description="Where reports are written.")
     host: str = "127.0.0.1"
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
     port: int = Field(8000, ge=1, le=65535)
 
     decision_log: Literal["sqlite"] = "sqlite"

@@ -21,7 +21,7 @@ from features import FeatureRepo, Unavailable
 from serving.settings import Settings
 from training import ModelRegistry
 
-__all__ = ["Runtime", "build_policy", "build_runtime"]
+__all__ = ["Runtime", "build_policy", "build_runtime", "policy_state_key"]
 
 
 @dataclass
@@ -47,6 +47,23 @@ def build_policy(settings: Settings) -> Policy:
     )
 
 
+def policy_state_key(settings: Settings, model_name: str, model_version: str) -> str:
+    """Where a policy's learned state is kept.
+
+    What the policy learns is a correction of one model's priors under one set of
+    parameters, so each (policy, parameters, model version) keeps its own state: a
+    new champion, or a different exploration rate, starts from the priors, and the
+    earlier state stays stored for when it comes back.
+
+    >>> policy_state_key(Settings(epsilon=0.2), "nudge-propensity", "3")
+    'policy/epsilon_greedy(epsilon=0.2,learning_rate=0.05)/nudge-propensity/v3'
+    """
+    policy: str = settings.policy
+    if policy == "epsilon_greedy":
+        policy += f"(epsilon={settings.epsilon},learning_rate={settings.learning_rate})"
+    return f"policy/{policy}/{model_name}/v{model_version}"
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Open the feature store, load the champion model, and restore the policy's state."""
     registry_db = settings.mlflow_db
@@ -66,9 +83,7 @@ def build_runtime(settings: Settings) -> Runtime:
         policy=build_policy(settings),
         log=log,
         state=state,
-        # What the policy learned is a correction of this model's priors, so it is
-        # kept per model version: a new champion starts from its own priors.
-        state_key=f"policy/{settings.policy}/{loaded.name}/v{loaded.version}",
+        state_key=policy_state_key(settings, loaded.name, loaded.version),
     )
     return Runtime(
         engine=engine,

@@ -183,3 +183,50 @@ def test_metrics_count_decisions(client: TestClient, demo_run: DemoRun) -> None:
     text = client.get("/metrics").text
     assert "nudge_decision_latency_seconds_bucket" in text
     assert f'version="{demo_run.result.summary["model"]["version"]}"' in text
+
+
+AT = '"occurred_at": "2026-01-01T00:00:00Z"'
+RAW_BAD_BODIES = [
+    ('{"decision_id": "d", "reward": NaN, %s}', "reward"),
+    ('{"decision_id": "d", "reward": Infinity, %s}', "reward"),
+    ('{"decision_id": "d", "reward": 1e400, %s}', "reward"),
+    ('{"decision_id": "d", "event": "visit", "value": NaN, %s}', "value"),
+    ('{"decision_id": "\\ud800", "reward": 1, %s}', "decision_id"),
+    ('{"decision_id": "d", "reward": "1", %s}', "reward"),
+    ('{"decision_id": "d", "reward": true, %s}', "reward"),
+    ('{"decision_id": "d", "reward": 1, "value": 2, %s}', "value"),
+]
+
+
+@pytest.mark.parametrize(("raw", "needle"), RAW_BAD_BODIES)
+def test_unencodable_or_mistyped_outcomes_get_422_not_500(
+    client: TestClient, raw: str, needle: str
+) -> None:
+    body = (raw % AT).encode()
+    response = client.post(
+        "/v1/outcomes", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert needle in response.text
+
+
+def test_a_body_over_the_limit_gets_413(client: TestClient, api_settings: Settings) -> None:
+    padding = "x" * (api_settings.max_body_bytes + 1)
+    response = client.post("/v1/decide", json={"customer_id": "c", "context": {"note": padding}})
+    assert response.status_code == 413
+    assert str(api_settings.max_body_bytes) in response.text
+
+
+def test_a_negative_reward_is_recorded_and_counted(client: TestClient, demo_run: DemoRun) -> None:
+    decision = client.post("/v1/decide", json={"customer_id": known_customer(demo_run)}).json()
+    response = client.post(
+        "/v1/outcomes",
+        json={
+            "decision_id": decision["decision_id"],
+            "reward": -3.0,
+            "occurred_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["learned"] is True
+    assert "nudge_learned_reward_sum -3.0" in client.get("/metrics").text
