@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
 from features import Unavailable
+from serving.json_client import JsonClient
 from serving.settings import Settings
 
 __all__ = ["ApiProcess", "free_port", "port_in_use"]
@@ -41,7 +40,7 @@ class ApiProcess:
         self.base_url = f"http://{settings.host}:{settings.port}"
         self.log_path: Path = settings.state_dir / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
-        self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
+        self.client = JsonClient(self.base_url)
 
     def __enter__(self) -> ApiProcess:
         self.start()
@@ -89,10 +88,10 @@ class ApiProcess:
                     f"see {self.log_path}"
                 )
             try:
-                if self.client.get("/healthz").status_code == 200:
+                if self.client.get("/healthz").status == 200:
                     return
-            except httpx.TransportError:
-                pass
+            except OSError:
+                self.client.close()
             time.sleep(0.2)
         self.stop()
         raise Unavailable(

@@ -80,7 +80,7 @@ def create_app(
         return runtime
 
     @app.post("/v1/decide", response_model=DecideResponse, tags=["decisions"])
-    async def decide(body: DecideRequest, request: Request) -> DecideResponse:
+    async def decide(body: DecideRequest, request: Request) -> Response:
         """Choose one action for one customer, log it with its propensity, and return why."""
         started = time.perf_counter()
         decision = runtime_of(request).engine.decide(
@@ -92,7 +92,9 @@ def create_app(
         ).inc()
         for feature in decision.missing_features:
             metrics.missing_features.labels(feature=feature).inc()
-        return _to_response(decision)
+        # Serialised here: returning the model would make FastAPI validate it a
+        # second time against response_model, on the hot path.
+        return Response(_to_response(decision).model_dump_json(), media_type="application/json")
 
     @app.post("/v1/outcomes", response_model=OutcomeResponse, status_code=202, tags=["decisions"])
     async def outcomes(body: OutcomeRequest, request: Request) -> OutcomeResponse:

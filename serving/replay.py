@@ -14,11 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpx
 import pandas as pd
 from tqdm import tqdm
 
 from features import Unavailable
+from serving.json_client import JsonClient
 from training import PolicyValue, mean_with_ci
 
 __all__ = ["ReplayResult", "replay"]
@@ -41,15 +41,15 @@ class ReplayResult:
         return mean_with_ci(self.rewards)
 
 
-def _post(client: httpx.Client, path: str, body: dict[str, object]) -> dict[str, object]:
-    response = client.post(path, json=body)
-    if response.status_code >= 400:
-        raise Unavailable(f"{path} answered {response.status_code}: {response.text[:300]}")
+def _post(client: JsonClient, path: str, body: dict[str, object]) -> dict[str, object]:
+    response = client.post(path, body)
+    if response.status >= 400:
+        raise Unavailable(f"{path} answered {response.status}: {response.text[:300]}")
     payload: dict[str, object] = response.json()
     return payload
 
 
-def replay(client: httpx.Client, logged: pd.DataFrame, *, progress: bool = True) -> ReplayResult:
+def replay(client: JsonClient, logged: pd.DataFrame, *, progress: bool = True) -> ReplayResult:
     """Send ``logged`` rows (customer_id, event_timestamp, arm, visit) through the API."""
     missing = [c for c in REQUIRED_COLUMNS if c not in logged.columns]
     if missing:
