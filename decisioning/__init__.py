@@ -1,21 +1,51 @@
-"""Decisioning: policies, the decision engine, and the decision and outcome log."""
+"""Decisioning: joint message × channel × send-time decisions under the contact policy.
 
-from decisioning.engine import DEFAULT_REWARD_BY_EVENT, DecisionEngine, OutcomeReceipt
+The policies, the contact policy, the holdout, the decision engine, and the
+protocols (with embedded SQLite and scale-mode Redis/Postgres backends) for the
+decision log, the policy state and the contact store.
+"""
+
+from decisioning.config import DecisionConfig, load_decision_config
+from decisioning.engine import (
+    DecisionEngine,
+    NoEligibleAction,
+    OutcomeReceipt,
+    SendCheck,
+)
 from decisioning.epsilon_greedy import EpsilonGreedy
+from decisioning.linear_ts import LinearThompson
 from decisioning.log import DecisionLog, PolicyStateStore
+from decisioning.request import CandidateMessage, DecisionRequest
 from decisioning.sqlite_log import SQLiteDecisionLog
 from decisioning.sqlite_state import SQLitePolicyStateStore
-from decisioning.types import ActionScore, Context, Decision, Outcome, Policy, Selection
+from decisioning.types import (
+    NO_SEND,
+    ActionScore,
+    Context,
+    Decision,
+    Exclusion,
+    JointAction,
+    Outcome,
+    Policy,
+    Selection,
+)
 from decisioning.uniform import UniformRandom
 
 __all__ = [
-    "DEFAULT_REWARD_BY_EVENT",
+    "NO_SEND",
     "ActionScore",
+    "CandidateMessage",
     "Context",
     "Decision",
+    "DecisionConfig",
     "DecisionEngine",
     "DecisionLog",
+    "DecisionRequest",
     "EpsilonGreedy",
+    "Exclusion",
+    "JointAction",
+    "LinearThompson",
+    "NoEligibleAction",
     "Outcome",
     "OutcomeReceipt",
     "Policy",
@@ -23,5 +53,7 @@ __all__ = [
     "SQLiteDecisionLog",
     "SQLitePolicyStateStore",
     "Selection",
+    "SendCheck",
     "UniformRandom",
+    "load_decision_config",
 ]

@@ -1,57 +1,95 @@
-"""One decision end to end (features → priors → policy → log), and learning from outcomes."""
+"""One decision end to end, and learning from what happened after it.
+
+decide: check the request → holdout? → resolve slots in the customer's zone →
+contact policy (consent, suppression, reachability, quiet hours, caps) →
+features and the offline model's priors → exploration slice or policy →
+reserve the contact (atomically) → log. learn: outcomes inside the attribution
+window credit the decision's reward as they arrive; a window that closes with
+no conversion credits zero, so non-responders count.
+"""
 
 from __future__ import annotations
 
-import pickle
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
-from decisioning._checks import check_candidates
-from decisioning._requests import (
-    check_context,
-    check_customer_id,
-    check_event,
-    check_moment,
-    check_number,
-    check_outcome_id,
-)
+import numpy as np
+
+from decisioning._requests import check_event, check_moment, check_number, check_outcome_id
+from decisioning.baseline import HoldoutBaseline
+from decisioning.config import DecisionConfig
+from decisioning.contact_policy import ContactPolicy
+from decisioning.contact_store import ContactProfile, ContactStore, Send
+from decisioning.holdout import Holdout
 from decisioning.log import DecisionLog, PolicyStateStore
-from decisioning.types import Context, Decision, Outcome, Policy
+from decisioning.request import CheckedRequest, DecisionRequest, check_request
+from decisioning.slots import hour_of_week, load_zone, resolve_slots
+from decisioning.types import (
+    NO_SEND,
+    ActionScore,
+    Context,
+    Decision,
+    DecisionGroup,
+    Exclusion,
+    JointAction,
+    Outcome,
+    Policy,
+)
 from features import FeatureSource, FeatureValue
 from features.errors import Conflict, InvalidRequest
 from models.prior import PriorModel
 
-__all__ = ["DEFAULT_REWARD_BY_EVENT", "DecisionEngine", "OutcomeReceipt"]
+__all__ = [
+    "INFORMATIONAL_EVENTS",
+    "SUPPRESSING_EVENTS",
+    "DecisionEngine",
+    "NoEligibleAction",
+    "OutcomeReceipt",
+    "SendCheck",
+]
 
-DEFAULT_REWARD_BY_EVENT: Mapping[str, float] = MappingProxyType(
-    {
-        "visit": 1.0,
-        "click": 1.0,
-        "conversion": 1.0,
-        "open": 0.0,
-        "unsubscribe": 0.0,
-        "complaint": 0.0,
-    }
-)
-"""The reward each event is worth when it is posted without a ``value``."""
+INFORMATIONAL_EVENTS = frozenset({"delivered", "open", "click", "visit", "bounce", "soft_bounce"})
+"""Events that are logged (and reported) but worth no reward unless a journey says so."""
+SUPPRESSING_EVENTS: Mapping[str, str] = {
+    "unsubscribe": "unsubscribe",
+    "complaint": "complaint",
+    "hard_bounce": "hard_bounce",
+}
+"""Outcome events that suppress the customer on the decision's channel, and the reason."""
+CANCELLED = "cancelled"
+_MAX_RESERVE_ATTEMPTS = 3
+
+
+class NoEligibleAction(Conflict):
+    """Every candidate was excluded and the step does not allow "no send"."""
 
 
 @dataclass(frozen=True)
 class OutcomeReceipt:
     """What became of a posted outcome.
 
-    ``outcome`` is the outcome as recorded. ``new`` is False when the same
-    outcome was already recorded; ``learned`` is True when this outcome taught
-    the policy (the first new outcome of a decision).
+    ``new`` is False when the same outcome was already recorded; ``credited``
+    when it changed the decision's reward (inside the attribution window);
+    ``learned`` when the policy learned from it.
     """
 
     outcome: Outcome
     new: bool
+    credited: bool
     learned: bool
+
+
+@dataclass(frozen=True)
+class SendCheck:
+    """The contact policy's answer just before a scheduled send goes out."""
+
+    decision_id: str
+    allowed: bool
+    exclusion: Exclusion | None = None
 
 
 def _utc_now() -> datetime:
@@ -63,102 +101,69 @@ def _uuid_hex() -> str:
 
 
 class DecisionEngine:
-    """Makes decisions for customers, logs them, and teaches the policy from their outcomes.
+    """Makes joint decisions under the contact policy, logs them, and learns from outcomes.
 
-    The policy's learned state is restored from ``state`` on construction and
-    saved after every update, so it survives restarts. A decision is logged only
-    when everything before it succeeded.
+    Decisions are logged with the exact probability of the chosen joint action
+    over the eligible set, the eligible set itself, every exclusion with its
+    rule, and each candidate's score: the explanation is the log record.
 
-    Which outcome teaches: the policy learns from the first new outcome of each
-    decision, at most once (a crash between marking and saving loses that one
-    update rather than counting it twice); later outcomes of the decision are
-    logged only. Outcomes of decisions made with another model version are
-    logged but not learned from: what the policy learns is a correction of this
-    model's priors. Attribution windows, and the zero reward finalised when a
-    window closes with no outcome, come in a later milestone.
+    What the policy learns is kept per worker in ``state`` (see
+    :class:`PolicyStateStore`): :meth:`sync` publishes this worker's learning
+    and takes in everyone else's; a server calls it every second or so.
 
-    Events map to rewards explicitly through ``reward_by_event`` (default
-    :data:`DEFAULT_REWARD_BY_EVENT`: a visit, click or conversion is worth 1.0;
-    an open, unsubscribe or complaint 0.0). An event outside the mapping is
-    rejected; an event posted with a ``value`` is worth that value instead.
-    Rewards outside [0, 1] are logged as given but clipped to [0, 1] for learning.
-
-    An outcome's ``occurred_at`` may be at most ``future_tolerance`` (default
-    5 minutes) past the engine's clock, and at most ``skew_tolerance`` (default
-    2 seconds) before its decision: callers often truncate times to whole
-    seconds, and their clocks are not ours. Posting an outcome id again with the
-    same content is a harmless repeat; with different content, a ``Conflict``.
-
-    >>> import pathlib, tempfile
-    >>> from datetime import timedelta
-    >>> from decisioning import EpsilonGreedy, SQLiteDecisionLog, SQLitePolicyStateStore
-    >>> from features import FeatureRow
-    >>> class Features:
-    ...     def get(self, customer_id):
-    ...         return FeatureRow(customer_id, {"recency": 3})
-    >>> class Model:
-    ...     actions = ("email", "sms")
-    ...     def predict_one(self, features):
-    ...         return {"email": 0.2, "sms": 0.1}
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     log = SQLiteDecisionLog(pathlib.Path(tmp) / "nudge.db")
-    ...     state = SQLitePolicyStateStore(pathlib.Path(tmp) / "nudge.db")
-    ...     engine = DecisionEngine(
-    ...         features=Features(), model=Model(), model_version="v1",
-    ...         policy=EpsilonGreedy(epsilon=0.0), log=log, state=state,
-    ...     )
-    ...     decision = engine.decide("c1")
-    ...     receipt = engine.record_outcome(
-    ...         decision.decision_id, event="click",
-    ...         occurred_at=decision.decided_at + timedelta(seconds=1),
-    ...     )
-    ...     print(decision.action, decision.propensity, receipt.new, receipt.learned)
-    ...     print(receipt.outcome.reward, engine.policy.version)
-    ...     log.close(); state.close()
-    email 1.0 True True
-    1.0 epsilon-greedy(epsilon=0.0,learning_rate=0.05)+1
+    Outcomes of decisions made with another model version are logged and
+    credited but not learned from: the policy's features include that model's priors.
     """
 
     def __init__(
         self,
         *,
+        config: DecisionConfig,
         features: FeatureSource,
         model: PriorModel,
         model_version: str,
         policy: Policy,
         log: DecisionLog,
         state: PolicyStateStore,
-        actions: Sequence[str] | None = None,
+        contacts: ContactStore,
         state_key: str = "policy",
+        seed: int = 0,
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = _uuid_hex,
-        reward_by_event: Mapping[str, float] | None = None,
+        worker_id: str | None = None,
         future_tolerance: timedelta = timedelta(minutes=5),
         skew_tolerance: timedelta = timedelta(seconds=2),
     ) -> None:
+        self._config = config
         self._features = features
         self._model = model
         self._model_version = model_version
         self._log = log
         self._state = state
+        self._contacts = contacts
         self._state_key = state_key
         self._clock = clock
         self._new_id = new_id
-        self._actions = _check_actions(model.actions if actions is None else actions, model)
-        self._reward_by_event = _check_reward_by_event(
-            DEFAULT_REWARD_BY_EVENT if reward_by_event is None else reward_by_event
-        )
-        self._future_tolerance = _check_tolerance("future_tolerance", future_tolerance)
-        self._skew_tolerance = _check_tolerance("skew_tolerance", skew_tolerance)
-        # One lock for reading and teaching the policy: a river model must not be
-        # read while learn_one swaps its weight vector, and saving under the same
-        # lock keeps the stored state in the order the updates happened.
+        self._worker = worker_id or _uuid_hex()
+        self._future_tolerance = future_tolerance
+        self._skew_tolerance = skew_tolerance
+        self._contact_policy = ContactPolicy(config.contact)
+        self._default_zone = load_zone(config.contact.default_time_zone, "default_time_zone")
+        self._holdout = Holdout(config.holdout_percent, config.holdout_salt)
+        self._baseline = HoldoutBaseline()
+        self._rng = np.random.default_rng(seed)
+        # One lock for reading and teaching the policy: its posterior must not be
+        # read half-updated, and the exploration coin is one seeded sequence.
         self._lock = threading.Lock()
-        self._policy = self._restore(policy)
+        self._policy = policy
+        _check_model_arms(config, model)
+        self._record_holdout_share()
+        self.sync()
+
+    # -- read-only views ------------------------------------------------------------
 
     @property
     def policy(self) -> Policy:
-        """The live policy (read it; teach it only through :meth:`record_outcome`)."""
         return self._policy
 
     @property
@@ -166,122 +171,355 @@ class DecisionEngine:
         return self._log
 
     @property
-    def actions(self) -> tuple[str, ...]:
-        """The actions a decision chooses among when no candidates are given."""
-        return self._actions
+    def contacts(self) -> ContactStore:
+        return self._contacts
+
+    @property
+    def config(self) -> DecisionConfig:
+        return self._config
 
     @property
     def model_version(self) -> str:
         return self._model_version
 
     @property
-    def reward_by_event(self) -> Mapping[str, float]:
-        """The events an outcome may name, and the reward each is worth without a ``value``."""
-        return self._reward_by_event
+    def holdout(self) -> Holdout:
+        return self._holdout
 
-    def decide(
-        self,
-        customer_id: str,
-        candidates: Sequence[str] | None = None,
-        context: Mapping[str, FeatureValue] | None = None,
-    ) -> Decision:
-        """Choose one of ``candidates`` (default: every action) for the customer and log it.
+    @property
+    def worker_id(self) -> str:
+        return self._worker
 
-        ``context`` holds request-time features; they override the store's.
-        """
-        customer_id = check_customer_id(customer_id)
-        chosen = (
-            self._actions if candidates is None else check_candidates(candidates, self._actions)
-        )
-        supplied = check_context(context)
-        decided_at = self._now()
-        row = self._features.get(customer_id)
-        features = {**row.values, **supplied}
-        missing = tuple(name for name in row.missing if name not in supplied)
+    # -- deciding -------------------------------------------------------------------
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        """Choose one joint action (or no send) for the request's customer, and log it."""
+        now = self._now()
+        checked = check_request(request, self._config, now)
+        if checked.idempotency_key is not None:
+            earlier = self._log.find_idempotent(checked.idempotency_key)
+            if earlier is not None:
+                return _same_customer(earlier, checked)
+        profile = self._contacts.profile(checked.customer_id)
+        zone = checked.zone or self._zone_of(profile)
+        row = self._features.get(checked.customer_id)
+        features = {**row.values, **checked.context}
+        missing = tuple(name for name in row.missing if name not in checked.context)
+        every_prior = self._predict(features, checked.context)
+
+        if checked.allow_no_send and self._holdout.contains(checked.customer_id):
+            decision = self._holdout_decision(checked, now, zone, features, missing, every_prior)
+            return self._log.record_decision(decision)
+
+        candidates = self._candidates(checked, now, zone)
+        excluded_by_race: list[Exclusion] = []
+        for _ in range(_MAX_RESERVE_ATTEMPTS):
+            sends = self._contacts.sends(checked.customer_id)
+            eligible, excluded = self._contact_policy.evaluate(profile, sends, candidates, zone)
+            excluded = [*excluded_by_race, *excluded]
+            if not checked.allow_no_send:
+                eligible = [a for a in eligible if a.is_send]
+            if not eligible:
+                raise NoEligibleAction(
+                    "no candidate is eligible and the step does not allow no send: "
+                    + "; ".join(f"{e.action} ({e.rule}: {e.detail})" for e in excluded[:10])
+                )
+            decision = self._choose(
+                checked, now, zone, eligible, excluded, features, missing, every_prior
+            )
+            blocked = self._reserve(decision)
+            if blocked is None:
+                break
+            # Another decision for this customer took the cap's last place since we
+            # read the sends: the choice is remade over what is still eligible.
+            excluded_by_race = [blocked]
+            candidates = [a for a in candidates if a.key != decision.action.key]
+        else:
+            raise Conflict(
+                f"could not reserve a contact for customer {checked.customer_id!r}: "
+                "concurrent decisions kept taking the cap; try again"
+            )
         try:
-            every_prior = self._model.predict_one(features)
+            recorded = self._log.record_decision(decision)
+        except BaseException:
+            self._contacts.release(decision.decision_id)
+            raise
+        if recorded.decision_id != decision.decision_id:
+            # The same idempotency key won a race from another request: one decision stands.
+            self._contacts.release(decision.decision_id)
+        return recorded
+
+    def _zone_of(self, profile: ContactProfile) -> ZoneInfo:
+        if profile.time_zone:
+            try:
+                return load_zone(profile.time_zone, "time_zone")
+            except InvalidRequest:
+                pass  # a stored zone that no longer exists falls back to the default
+        return self._default_zone
+
+    def _predict(
+        self, features: Mapping[str, FeatureValue], supplied: Mapping[str, FeatureValue]
+    ) -> dict[str, float]:
+        try:
+            return self._model.predict_one(features)
         except InvalidRequest as err:
             blamed = _blame_context(err, supplied)
             if blamed is None:
                 raise
             raise blamed from err
-        priors = {a: every_prior[a] for a in chosen}
+
+    def _candidates(
+        self, checked: CheckedRequest, now: datetime, zone: ZoneInfo
+    ) -> list[JointAction]:
+        slots = resolve_slots(checked.slots, now, zone, self._config.horizon)
+        slots.extend(checked.explicit_slots)
+        candidates = [
+            JointAction(
+                message, channel, slot, send_at, self._config.messages[message].transactional
+            )
+            for message, channel in checked.pairs
+            for slot, send_at in slots
+        ]
+        if checked.allow_no_send:
+            candidates.append(JointAction.no_send())
+        return candidates
+
+    def _priors(
+        self, actions: list[JointAction], every_prior: Mapping[str, float], journey: str
+    ) -> dict[str, float]:
+        value = self._config.reward_for(journey).prior_value
+        control = self._config.control_arm
+        baseline = every_prior.get(control, 0.0) if control is not None else 0.0
+        priors: dict[str, float] = {}
+        for action in actions:
+            if not action.is_send:
+                priors[action.key] = baseline * value
+                continue
+            arm = self._config.messages[str(action.message)].model_arm
+            probability = every_prior.get(arm, baseline) if arm is not None else baseline
+            priors[action.key] = probability * value - self._cost(action)
+        return priors
+
+    def _scale(self, journey: str) -> float:
+        # The policy learns in units of one conversion's value, so that one prior
+        # precision and noise level suit a journey worth 1.0 and one worth 40.0 alike.
+        value = self._config.reward_for(journey).prior_value
+        return value if value > 0 else 1.0
+
+    def _cost(self, action: JointAction) -> float:
+        if action.channel is None:
+            return 0.0
+        return self._config.channels[action.channel].cost
+
+    def _choose(
+        self,
+        checked: CheckedRequest,
+        now: datetime,
+        zone: ZoneInfo,
+        eligible: list[JointAction],
+        excluded: list[Exclusion],
+        features: dict[str, FeatureValue],
+        missing: tuple[str, ...],
+        every_prior: Mapping[str, float],
+    ) -> Decision:
+        priors = self._priors(eligible, every_prior, checked.journey)
+        scale = self._scale(checked.journey)
+        local_hours = {
+            a.key: hour_of_week(a.send_at, zone) for a in eligible if a.send_at is not None
+        }
+        context = Context(
+            checked.customer_id,
+            features,
+            {key: prior / scale for key, prior in priors.items()},
+            local_hours,
+            checked.journey,
+        )
+        share = self._config.exploration
+        k = len(eligible)
         with self._lock:
-            selection = self._policy.select(Context(customer_id, features, priors), chosen)
+            selection = self._policy.select(context, eligible)
             policy_version = self._policy.version
-        decision = Decision(
+            explore = bool(self._rng.random() < share)
+            uniform_pick = int(self._rng.integers(k))
+        by_key = {a.key: a for a in eligible}
+        chosen = eligible[uniform_pick].key if explore else selection.action
+        # The logged probability is the whole logging policy's: the uniform slice
+        # and the learning policy mixed, over the eligible set only.
+        scores = {
+            key: ActionScore(
+                prior=priors[key],
+                mean=s.mean * scale,
+                uncertainty=s.uncertainty * scale,
+                probability=share / k + (1.0 - share) * s.probability,
+            )
+            for key, s in selection.scores.items()
+        }
+        group: DecisionGroup = "explore" if explore else "policy"
+        action = by_key[chosen]
+        return Decision(
             decision_id=self._new_id(),
-            customer_id=customer_id,
-            decided_at=decided_at,
-            candidates=chosen,
-            action=selection.action,
-            propensity=selection.propensity,
-            scores=dict(selection.scores),
-            explored=selection.explored,
+            customer_id=checked.customer_id,
+            decided_at=now,
+            journey=checked.journey,
+            step=checked.step,
+            group=group,
+            action=action,
+            propensity=scores[chosen].probability,
+            propensity_error=(1.0 - share) * selection.propensity_error,
+            eligible=tuple(eligible),
+            excluded=tuple(excluded),
+            scores=scores,
+            explored=explore or selection.explored,
             policy_version=policy_version,
             model_version=self._model_version,
             features=features,
             missing_features=missing,
+            idempotency_key=checked.idempotency_key,
+            attribution_closes_at=self._closes_at(action, now, checked.journey),
+            time_zone=str(zone.key),
         )
-        self._log.record_decision(decision)
-        return decision
+
+    def _holdout_decision(
+        self,
+        checked: CheckedRequest,
+        now: datetime,
+        zone: ZoneInfo,
+        features: dict[str, FeatureValue],
+        missing: tuple[str, ...],
+        every_prior: Mapping[str, float],
+    ) -> Decision:
+        action = JointAction.no_send()
+        prior = self._priors([action], every_prior, checked.journey)[NO_SEND]
+        return Decision(
+            decision_id=self._new_id(),
+            customer_id=checked.customer_id,
+            decided_at=now,
+            journey=checked.journey,
+            step=checked.step,
+            group="holdout",
+            action=action,
+            propensity=1.0,
+            propensity_error=0.0,
+            eligible=(action,),
+            excluded=(),
+            scores={NO_SEND: ActionScore(prior, prior, 0.0, 1.0)},
+            explored=False,
+            policy_version=self._policy.version,
+            model_version=self._model_version,
+            features=features,
+            missing_features=missing,
+            idempotency_key=checked.idempotency_key,
+            attribution_closes_at=self._closes_at(action, now, checked.journey),
+            time_zone=str(zone.key),
+        )
+
+    def _closes_at(self, action: JointAction, now: datetime, journey: str) -> datetime:
+        # The window opens when the message goes out, not when it was decided.
+        opens = action.send_at if action.send_at is not None else now
+        return opens + self._config.reward_for(journey).attribution_window
+
+    def _reserve(self, decision: Decision) -> Exclusion | None:
+        action = decision.action
+        if not action.is_send or action.transactional:
+            return None
+        assert action.channel is not None
+        assert action.send_at is not None
+        send = Send(decision.decision_id, action.channel, action.send_at)
+        full = self._contacts.reserve(decision.customer_id, send, self._config.contact.caps)
+        if full is None:
+            return None
+        scope = full.channel or "all channels"
+        return Exclusion(
+            action.key, "frequency_cap", f"{scope} cap {full.limit} per {full.window} reached"
+        )
+
+    # -- at send time -------------------------------------------------------------------
+
+    def check_send(self, decision_id: str) -> SendCheck:
+        """Re-check consent, suppression, reachability and quiet hours just before sending.
+
+        A send that is no longer allowed is cancelled (see :meth:`cancel`) with
+        the rule that stopped it.
+        """
+        decision = self._log.get_decision(decision_id)
+        if not decision.action.is_send:
+            raise InvalidRequest("decision_id", "must be a decision that sends", decision_id)
+        profile = self._contacts.profile(decision.customer_id)
+        zone = load_zone(decision.time_zone, "time_zone")
+        exclusion = self._contact_policy.check_send(profile, decision.action, zone)
+        if exclusion is None:
+            return SendCheck(decision_id, True)
+        self.cancel(decision_id)
+        return SendCheck(decision_id, False, exclusion)
+
+    def cancel(self, decision_id: str) -> bool:
+        """The decision was not carried out (send blocked, journey exited first): learn nothing.
+
+        Gives back its contact reservation, logs a ``cancelled`` outcome, and
+        closes its attribution window so that no zero reward is finalised for an
+        action that never happened. False when the window had already closed
+        (too late: what it taught stands) or it was already cancelled.
+        """
+        decision = self._log.get_decision(decision_id)
+        self._contacts.release(decision_id)
+        self._log.record_outcome(
+            Outcome(
+                outcome_id=f"{decision_id}:{CANCELLED}",
+                decision_id=decision_id,
+                event=CANCELLED,
+                value=0.0,
+                reward=0.0,
+                occurred_at=max(self._now(), decision.decided_at),
+            )
+        )
+        return self._log.close_window(decision_id)
+
+    # -- learning ---------------------------------------------------------------------
 
     def record_outcome(
         self,
         decision_id: str,
         *,
+        event: str,
         occurred_at: datetime,
-        reward: float | None = None,
-        event: str | None = None,
         value: float | None = None,
         outcome_id: str | None = None,
     ) -> OutcomeReceipt:
-        """Log what happened after a decision and, the first time, teach the policy.
+        """Log what happened after a decision; inside its window, credit the reward and learn.
 
-        Give either ``reward`` (logged as event ``"reward"``) or ``event``, one of
-        :attr:`reward_by_event` (worth ``value`` if given, else the event's reward).
-        By default the outcome id is derived from the decision, the event and the
-        moment, so the same outcome posted twice counts once; an outcome id posted
-        again with another decision, event, value or reward is a ``Conflict``.
+        ``event`` is a conversion or penalty event of the decision's journey (see
+        the reward configuration), or an informational one (open, click, …). An
+        unsubscribe, complaint or hard bounce also suppresses the customer on the
+        decision's channel. The same outcome posted twice counts once; an outcome
+        id posted again with other content is a ``Conflict``.
         """
         if not isinstance(decision_id, str) or not decision_id:
             raise InvalidRequest("decision_id", "must be a non-empty string", decision_id)
-        if reward is None and event is None:
-            raise InvalidRequest("reward", "or `event` must be given")
-        if reward is not None and event is not None:
-            raise InvalidRequest("event", "must not be given together with `reward`", event)
+        event = check_event(event)
+        known = set(self._config.events | INFORMATIONAL_EVENTS) | set(SUPPRESSING_EVENTS)
+        known.discard(CANCELLED)
+        if event not in known:
+            raise InvalidRequest("event", f"must be one of {sorted(known)}", event)
         amount = None if value is None else check_number("value", value)
-        if reward is not None:
-            reward = check_number("reward", reward)
-            event = "reward"
-        else:
-            event = check_event(event)
-            if event not in self._reward_by_event:
-                raise InvalidRequest(
-                    "event", f"must be one of {sorted(self._reward_by_event)}", event
-                )
-            reward = self._reward_by_event[event] if amount is None else amount
         occurred = check_moment("occurred_at", occurred_at)
-        # Differences, not sums: a moment near the ends of the calendar cannot overflow.
         if occurred - self._now() > self._future_tolerance:
             raise InvalidRequest(
                 "occurred_at",
-                f"must not be in the future (more than {_span(self._future_tolerance)} past now)",
+                f"must not be in the future (more than {self._future_tolerance} past now)",
                 occurred_at.isoformat(),
             )
         if outcome_id is not None:
             outcome_id = check_outcome_id(outcome_id)
-
         decision = self._log.get_decision(decision_id)
         if decision.decided_at - occurred > self._skew_tolerance:
             raise InvalidRequest(
                 "occurred_at",
-                f"must not be before the decision at {decision.decided_at.isoformat()} "
-                f"(by more than {_span(self._skew_tolerance)})",
+                f"must not be before the decision at {decision.decided_at.isoformat()}",
                 occurred_at.isoformat(),
             )
+        spec = self._config.reward_for(decision.journey)
+        reward = spec.reward_of(event, amount)
         outcome = Outcome(
-            # In UTC, so the same moment posted with two offsets is one outcome.
             outcome_id=outcome_id or f"{decision_id}:{event}:{occurred.isoformat()}",
             decision_id=decision_id,
             event=event,
@@ -291,43 +529,98 @@ class DecisionEngine:
         )
         new = self._log.record_outcome(outcome)
         if not new:
-            # Nothing was written, and nothing will be: a repeat teaches nothing,
-            # and a contradiction is refused.
             recorded = self._log.get_outcome(outcome.outcome_id)
             if recorded is not None:
                 _check_same_outcome(recorded, outcome)
                 outcome = recorded
-        learned = (
-            new
-            and decision.model_version == self._model_version
-            and self._log.mark_learned(decision_id)
+            return OutcomeReceipt(outcome, new=False, credited=False, learned=False)
+        reason = SUPPRESSING_EVENTS.get(event)
+        if reason is not None and decision.action.channel is not None:
+            self._contacts.suppress(decision.customer_id, decision.action.channel, reason, occurred)
+        in_window = (
+            decision.attribution_closes_at is None or occurred <= decision.attribution_closes_at
         )
-        if learned:
-            self._learn(decision, reward)
-        return OutcomeReceipt(outcome=outcome, new=new, learned=learned)
+        if not in_window or reward == 0.0 or self._cancelled(decision_id):
+            return OutcomeReceipt(outcome, new=True, credited=False, learned=False)
+        first = self._log.credit(decision_id, reward)
+        learned = self._learn(decision, reward, first)
+        return OutcomeReceipt(outcome, new=True, credited=True, learned=learned)
 
-    def _learn(self, decision: Decision, reward: float) -> None:
-        # The decision-time features and priors, not today's: the reward answers
-        # the choice made then.
-        priors = {action: score.prior for action, score in decision.scores.items()}
-        context = Context(decision.customer_id, decision.features, priors)
+    def _cancelled(self, decision_id: str) -> bool:
+        return self._log.get_outcome(f"{decision_id}:{CANCELLED}") is not None
+
+    def finalise_due(self, limit: int = 1000) -> int:
+        """Close the attribution windows that have ended; a decision with no conversion earns zero.
+
+        Returns how many windows this call closed. Safe to run in every worker at once.
+        """
+        closed = 0
+        for decision in self._log.due_windows(self._now(), limit):
+            if not self._log.close_window(decision.decision_id):
+                continue
+            closed += 1
+            credited = self._log.credited_reward(decision.decision_id)
+            if decision.group == "holdout":
+                self._baseline.update(decision.journey, credited or 0.0)
+                continue
+            if credited is None and self._log.credit(decision.decision_id, 0.0):
+                self._learn(decision, 0.0, first=True)
+        return closed
+
+    def _learn(self, decision: Decision, reward: float, first: bool) -> bool:
+        if decision.group == "holdout" or decision.model_version != self._model_version:
+            return False
+        if first:
+            # The first credit carries the whole decision: its cost, and for an
+            # uplift-aware journey, what the holdout earns without any contact.
+            reward -= self._cost(decision.action)
+            if self._config.reward_for(decision.journey).uplift_aware:
+                reward -= self._baseline.get(decision.journey)
+        context = self.context_of(decision)
         with self._lock:
-            self._policy.update(context, decision.action, reward)
-            self._state.put(self._state_key, pickle.dumps(self._policy))
-
-    def _restore(self, policy: Policy) -> Policy:
-        blob = self._state.get(self._state_key)
-        if blob is None:
-            return policy
-        # Only Nudge writes this store (see PolicyStateStore), so unpickling is trusted.
-        restored = pickle.loads(blob)
-        if type(restored) is not type(policy) or restored.clone().version != policy.clone().version:
-            raise Conflict(
-                f"the policy state stored under {self._state_key!r} is for "
-                f"{getattr(restored, 'version', type(restored).__name__)}, not the configured "
-                f"{policy.clone().version}; use another state key or remove the stored state"
+            self._policy.update(
+                context, decision.action, reward / self._scale(decision.journey), first=first
             )
-        return restored
+        return True
+
+    def context_of(self, decision: Decision) -> Context:
+        """The context the policy saw at the decision (decision-time features and priors)."""
+        zone = load_zone(decision.time_zone, "time_zone")
+        local_hours = {
+            a.key: hour_of_week(a.send_at, zone) for a in decision.eligible if a.send_at is not None
+        }
+        scale = self._scale(decision.journey)
+        priors = {key: score.prior / scale for key, score in decision.scores.items()}
+        return Context(
+            decision.customer_id, decision.features, priors, local_hours, decision.journey
+        )
+
+    # -- sharing what was learned -------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Publish this worker's learning and take in every other worker's (and earlier runs')."""
+        with self._lock:
+            mine = self._policy.snapshot()
+        self._state.publish(self._state_key, self._worker, mine)
+        others = [
+            blob
+            for worker, blob in self._state.collect(self._state_key).items()
+            if worker != self._worker
+        ]
+        with self._lock:
+            self._policy.absorb(others)
+
+    def close(self) -> None:
+        """Publish what this worker learned; the stores are closed by their owner."""
+        self.sync()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _record_holdout_share(self) -> None:
+        changes = self._log.holdout_changes()
+        percent = self._config.holdout_percent
+        if not changes or changes[-1][1] != percent:
+            self._log.record_holdout_change(self._now(), percent)
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -336,51 +629,34 @@ class DecisionEngine:
         return now.astimezone(UTC)
 
 
-def _check_actions(actions: Sequence[str], model: PriorModel) -> tuple[str, ...]:
-    known = set(model.actions)
-    chosen = tuple(actions) if not isinstance(actions, str) else ()
-    if not chosen or len(set(chosen)) != len(chosen) or not set(chosen) <= known:
+def _check_model_arms(config: DecisionConfig, model: PriorModel) -> None:
+    """Every arm the configuration names must be one the model scores, or priors would be wrong."""
+    actions = set(model.actions)
+    for name, message in config.messages.items():
+        if message.model_arm is not None and message.model_arm not in actions:
+            raise InvalidRequest(
+                f"messages.{name}.model_arm",
+                f"must be one of the model's actions {sorted(actions)}",
+                message.model_arm,
+            )
+    if config.control_arm is not None and config.control_arm not in actions:
         raise InvalidRequest(
-            "actions",
-            f"must be a non-empty list of distinct actions the model scores, {sorted(known)}",
-            actions,
+            "control_arm",
+            f"must be one of the model's actions {sorted(actions)}",
+            config.control_arm,
         )
-    return chosen
 
 
-def _check_reward_by_event(reward_by_event: object) -> Mapping[str, float]:
-    if not isinstance(reward_by_event, Mapping):
-        raise InvalidRequest(
-            "reward_by_event", "must be a mapping of event names to rewards", reward_by_event
-        )
-    checked: dict[str, float] = {}
-    for event, reward in reward_by_event.items():
-        checked[check_event(event)] = check_number(f"reward_by_event[{event!r}]", reward)
-    return MappingProxyType(checked)
-
-
-def _check_tolerance(field: str, tolerance: object) -> timedelta:
-    if not isinstance(tolerance, timedelta) or tolerance < timedelta(0):
-        raise InvalidRequest(field, "must be a non-negative timedelta", tolerance)
-    return tolerance
-
-
-def _span(delta: timedelta) -> str:
-    """``delta`` in words, in its largest whole unit: "5 minutes", "2 seconds", "0.5 seconds"."""
-    seconds = delta.total_seconds()
-    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
-        if seconds >= size and seconds % size == 0:
-            count = int(seconds // size)
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds:g} seconds"
+def _same_customer(decision: Decision, checked: CheckedRequest) -> Decision:
+    if decision.customer_id != checked.customer_id:
+        raise Conflict(f"idempotency key {checked.idempotency_key!r} was used for another customer")
+    return decision
 
 
 def _blame_context(
     error: InvalidRequest, supplied: Mapping[str, FeatureValue]
 ) -> InvalidRequest | None:
     """``error`` restated against ``context.<key>``, if the caller's context gave the value."""
-    # Models name a feature they cannot use as features['name'] (ArmPropensityModel
-    # does); the caller knows it as the context key they sent.
     for key, value in supplied.items():
         if error.field == f"features[{key!r}]":
             return InvalidRequest(f"context.{key}", error.expected, value)

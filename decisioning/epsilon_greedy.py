@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Sequence
+
 import numpy as np
 
-from decisioning._checks import check_candidates, check_seed, check_unit_interval
-from decisioning.types import ActionScore, Context, Selection
+from decisioning._checks import (
+    check_finite,
+    check_joint_action,
+    check_joint_candidates,
+    check_priors,
+    check_seed,
+    check_unit_interval,
+)
+from decisioning.types import ActionScore, Context, JointAction, Selection
 from features.errors import InvalidRequest
 from models.online import OnlineRecalibrator
 
@@ -19,12 +29,27 @@ class EpsilonGreedy:
     off-policy evaluation: ``(1 - epsilon) / |greedy| + epsilon / K`` for the
     candidates tied for the best estimate, ``epsilon / K`` for the others.
 
+    Priors are expected rewards and may be any finite number (a value minus a
+    channel cost can be negative). Only a prior in [0, 1] reads as a probability
+    that :class:`~models.online.OnlineRecalibrator` can correct (by joint-action
+    key, from rewards clipped to [0, 1]); any other prior is used unchanged and
+    its rewards are not learned from. Each decision teaches once: only its first
+    reward (``first=True``) is learned, later changes are ignored.
+
+    Sharing between processes is limited: river models cannot be merged, so
+    :meth:`absorb` adopts the snapshot with the most updates only while this
+    process has learned nothing itself (a fresh worker starts from the most
+    experienced one). Additive learning across workers is a
+    :class:`~decisioning.linear_ts.LinearThompson` feature.
+
+    >>> from decisioning.types import JointAction
+    >>> email, sms = JointAction("hi", "email", "now", None), JointAction("hi", "sms", "now", None)
     >>> policy = EpsilonGreedy(epsilon=0.1, seed=7)
-    >>> context = Context("c1", {}, {"email": 0.2, "sms": 0.1})
-    >>> pick = policy.select(context, ("email", "sms"))
-    >>> {action: round(score.probability, 12) for action, score in pick.scores.items()}
-    {'email': 0.95, 'sms': 0.05}
-    >>> policy.update(context, "sms", reward=1.0)
+    >>> context = Context("c1", {}, {email.key: 0.2, sms.key: 0.1})
+    >>> pick = policy.select(context, (email, sms))
+    >>> {key: round(score.probability, 12) for key, score in pick.scores.items()}
+    {'hi/email/now': 0.95, 'hi/sms/now': 0.05}
+    >>> policy.update(context, sms, reward=1.0, first=True)
     >>> policy.version
     'epsilon-greedy(epsilon=0.1,learning_rate=0.05)+1'
     """
@@ -35,6 +60,7 @@ class EpsilonGreedy:
         self._recalibrator = OnlineRecalibrator(learning_rate)
         self.learning_rate = self._recalibrator.learning_rate
         self._rng = np.random.default_rng(self.seed)
+        self._own_updates = 0
 
     @property
     def recalibrator_(self) -> OnlineRecalibrator:
@@ -48,31 +74,59 @@ class EpsilonGreedy:
             f"+{self._recalibrator.total_updates}"
         )
 
-    def select(self, context: Context, candidates: tuple[str, ...]) -> Selection:
-        chosen = check_candidates(candidates, context.priors)
-        priors = {a: check_unit_interval(f"priors.{a}", context.priors[a]) for a in chosen}
-        means = {a: self._recalibrator.predict_one(a, priors[a]) for a in chosen}
-        best = max(means.values())
-        greedy = tuple(a for a in chosen if means[a] == best)
-        k = len(chosen)
+    def select(self, context: Context, candidates: Sequence[JointAction]) -> Selection:
+        _, keys = check_joint_candidates(candidates)
+        priors = check_priors(context.priors, keys)
+        means = [self._estimate(key, prior) for key, prior in zip(keys, priors, strict=True)]
+        best = max(means)
+        greedy = [i for i, mean in enumerate(means) if mean == best]
+        k = len(keys)
         explore = self.epsilon / k
         exploit = (1.0 - self.epsilon) / len(greedy)
-        probability = {a: explore + (exploit if means[a] == best else 0.0) for a in chosen}
+        probability = [explore + (exploit if mean == best else 0.0) for mean in means]
         explored = bool(self._rng.random() < self.epsilon)
-        pool = chosen if explored else greedy
-        action = pool[int(self._rng.integers(len(pool)))]
+        pool = range(k) if explored else greedy
+        index = pool[int(self._rng.integers(len(pool)))]
         return Selection(
-            action=action,
-            propensity=probability[action],
-            scores={a: ActionScore(priors[a], means[a], probability[a]) for a in chosen},
+            action=keys[index],
+            propensity=probability[index],
+            scores={
+                key: ActionScore(prior, mean, 0.0, p)
+                for key, prior, mean, p in zip(keys, priors, means, probability, strict=True)
+            },
             explored=explored,
         )
 
-    def update(self, context: Context, action: str, reward: float) -> None:
-        if action not in context.priors:
-            raise InvalidRequest("action", f"must be one of {sorted(context.priors)}", action)
-        prior = check_unit_interval(f"priors.{action}", context.priors[action])
-        self._recalibrator.learn_one(action, prior, reward)
+    def update(self, context: Context, action: JointAction, reward: float, *, first: bool) -> None:
+        key = check_joint_action("action", action).key
+        (prior,) = check_priors(context.priors, (key,))
+        check_finite("reward", reward)
+        if not first or not 0.0 <= prior <= 1.0:
+            return
+        self._recalibrator.learn_one(key, prior, reward)
+        self._own_updates += 1
+
+    def snapshot(self) -> bytes:
+        """The pickled recalibrator: everything this policy has learned (adopted or its own)."""
+        return pickle.dumps(self._recalibrator)
+
+    def absorb(self, snapshots: Sequence[bytes]) -> None:
+        """Adopt the snapshot with the most updates, while this process has learned nothing itself.
+
+        Blobs are trusted pickles written by Nudge (see ``PolicyStateStore``).
+        """
+        if self._own_updates:
+            return
+        adopted = self._recalibrator.clone()
+        for i, blob in enumerate(snapshots):
+            if not blob:
+                continue
+            recalibrator = pickle.loads(blob)
+            if not isinstance(recalibrator, OnlineRecalibrator):
+                raise InvalidRequest(f"snapshots[{i}]", "must be an EpsilonGreedy snapshot")
+            if recalibrator.total_updates > adopted.total_updates:
+                adopted = recalibrator
+        self._recalibrator = adopted
 
     def clone(self) -> EpsilonGreedy:
         return EpsilonGreedy(self.epsilon, self.learning_rate, self.seed)
@@ -82,3 +136,8 @@ class EpsilonGreedy:
             f"EpsilonGreedy(epsilon={self.epsilon!r}, learning_rate={self.learning_rate!r}, "
             f"seed={self.seed!r})"
         )
+
+    def _estimate(self, key: str, prior: float) -> float:
+        if 0.0 <= prior <= 1.0:
+            return self._recalibrator.predict_one(key, prior)
+        return prior

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -10,27 +9,58 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from decisioning._records import (
+    DECISION_COLUMNS,
+    OUTCOME_COLUMNS,
+    check_finite,
+    check_limit,
+    decision_from_row,
+    decision_row,
+    outcome_from_row,
+    outcome_row,
+    utc,
+    utc_text,
+)
 from decisioning._sqlite import connect
-from decisioning.types import ActionScore, Decision, Outcome
-from features.errors import Conflict, InvalidRequest, NotFound
+from decisioning.types import Decision, Outcome
+from features.errors import Conflict, NotFound, Unavailable
 
 __all__ = ["SQLiteDecisionLog"]
 
+# Moments are fixed-width UTC ISO text (see decisioning._records), so comparing
+# the text compares the moments. ``credited`` is derived from ``credits`` so that
+# one UPDATE ... RETURNING both adds the reward and tells whether it was the first.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
-    decision_id    TEXT PRIMARY KEY,
-    customer_id    TEXT NOT NULL,
-    decided_at     TEXT NOT NULL,
-    candidates     TEXT NOT NULL,
-    action         TEXT NOT NULL,
-    propensity     REAL NOT NULL,
-    scores         TEXT NOT NULL,
-    explored       INTEGER NOT NULL,
-    policy_version TEXT NOT NULL,
-    model_version  TEXT NOT NULL,
-    features       TEXT NOT NULL,
-    missing        TEXT NOT NULL,
-    learned        INTEGER NOT NULL DEFAULT 0
+    decision_id           TEXT PRIMARY KEY,
+    idempotency_key       TEXT UNIQUE,
+    customer_id           TEXT NOT NULL,
+    decided_at            TEXT NOT NULL,
+    journey               TEXT NOT NULL,
+    step                  TEXT NOT NULL,
+    decision_group        TEXT NOT NULL,
+    action_key            TEXT NOT NULL,
+    message               TEXT,
+    channel               TEXT,
+    slot                  TEXT,
+    send_at               TEXT,
+    transactional         INTEGER NOT NULL,
+    propensity            REAL NOT NULL,
+    propensity_error      REAL NOT NULL,
+    explored              INTEGER NOT NULL,
+    policy_version        TEXT NOT NULL,
+    model_version         TEXT NOT NULL,
+    attribution_closes_at TEXT,
+    eligible              TEXT NOT NULL,
+    excluded              TEXT NOT NULL,
+    scores                TEXT NOT NULL,
+    features              TEXT NOT NULL,
+    missing_features      TEXT NOT NULL,
+    time_zone             TEXT NOT NULL,
+    credits               INTEGER NOT NULL DEFAULT 0,
+    credited              INTEGER GENERATED ALWAYS AS (credits > 0) VIRTUAL,
+    reward                REAL NOT NULL DEFAULT 0,
+    window_closed         INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     outcome_id  TEXT PRIMARY KEY,
@@ -41,38 +71,53 @@ CREATE TABLE IF NOT EXISTS outcomes (
     occurred_at TEXT NOT NULL,
     recorded_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS holdout_changes (
+    at      TEXT NOT NULL,
+    percent REAL NOT NULL
+);
+"""
+# Indexes come after the layout check: on an older table they would fail obscurely.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS decisions_open_windows ON decisions (attribution_closes_at)
+    WHERE window_closed = 0 AND attribution_closes_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outcomes_by_decision ON outcomes (decision_id);
 """
 
-_DECISION_COLUMNS = (
-    "decision_id, customer_id, decided_at, candidates, action, propensity, scores, explored, "
-    "policy_version, model_version, features, missing"
+_DECISIONS = ", ".join(DECISION_COLUMNS)
+_OUTCOMES = ", ".join(OUTCOME_COLUMNS)
+_INSERT_DECISION = (
+    f"INSERT INTO decisions ({_DECISIONS}) VALUES ({', '.join('?' * len(DECISION_COLUMNS))}) "
+    "ON CONFLICT DO NOTHING"
 )
-_OUTCOME_COLUMNS = "outcome_id, decision_id, event, value, reward, occurred_at"
+_INSERT_OUTCOME = (
+    f"INSERT INTO outcomes ({_OUTCOMES}, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (outcome_id) DO NOTHING"
+)
 _PAGE = 1000
 
 
 class SQLiteDecisionLog:
     """Keeps every decision and outcome in SQLite; each call is one committed transaction.
 
-    One connection is shared by all threads behind a lock; SQLite itself makes
-    :meth:`mark_learned` atomic across processes too. Floats are stored as
-    IEEE doubles and in JSON by their shortest round-trip repr, so a decision
-    reads back equal to the one written.
+    One connection is shared by all threads behind a lock. Every change that
+    must happen once (a first credit, a closed window, an idempotency key) is a
+    single statement that SQLite's uniqueness constraints or its one-writer lock
+    make atomic, so it holds across processes sharing the file as well.
 
     >>> import pathlib, tempfile
-    >>> from decisioning.types import ActionScore
+    >>> from decisioning.types import JointAction
+    >>> action = JointAction("welcome", "email", "now", datetime(2024, 5, 1, 9, tzinfo=UTC))
+    >>> decision = Decision(
+    ...     "d1", "c1", datetime(2024, 5, 1, 9, tzinfo=UTC), "welcome", "day-0", "policy",
+    ...     action, 1.0, 0.0, (action,), (), {}, False, "uniform", "m1", {},
+    ... )
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     log = SQLiteDecisionLog(pathlib.Path(tmp) / "nudge.db")
-    ...     decision = Decision(
-    ...         "d1", "c1", datetime(2024, 5, 1, 9, tzinfo=UTC), ("email",), "email", 1.0,
-    ...         {"email": ActionScore(0.2, 0.2, 1.0)}, False, "uniform-random", "v1", {},
-    ...     )
-    ...     log.record_decision(decision)
-    ...     print(log.get_decision("d1") == decision, log.mark_learned("d1"),
-    ...           log.mark_learned("d1"))
+    ...     _ = log.record_decision(decision)
+    ...     print(log.get_decision("d1") == decision, log.credit("d1", 1.0),
+    ...           log.credit("d1", 0.5), log.credited_reward("d1"))
     ...     log.close()
-    True True False
+    True True False 1.5
     """
 
     def __init__(self, path: Path) -> None:
@@ -81,98 +126,109 @@ class SQLiteDecisionLog:
         self._conn = connect(self.path)
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            _check_columns(self._conn, self.path)
+            self._conn.executescript(_INDEXES)
 
-    def record_decision(self, decision: Decision) -> None:
-        row = (
-            decision.decision_id,
-            decision.customer_id,
-            _to_text(decision.decided_at, "decided_at"),
-            json.dumps(list(decision.candidates)),
-            decision.action,
-            decision.propensity,
-            json.dumps({a: _score_to_json(s) for a, s in decision.scores.items()}),
-            int(decision.explored),
-            decision.policy_version,
-            decision.model_version,
-            json.dumps(dict(decision.features)),
-            json.dumps(list(decision.missing_features)),
-        )
-        try:
-            with self._lock:
-                self._conn.execute(
-                    f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-        except sqlite3.IntegrityError as err:
-            raise Conflict(f"decision {decision.decision_id!r} is already recorded") from err
+    def record_decision(self, decision: Decision) -> Decision:
+        row = decision_row(decision, utc_text)
+        with self._lock:
+            if self._conn.execute(_INSERT_DECISION, row).rowcount == 1:
+                return decision
+            # Nothing was written: either the idempotency key or the decision id is
+            # taken. The key wins, so a retried request gets its first decision back.
+            key = decision.idempotency_key
+            recorded = None if key is None else self._select_row("idempotency_key", key)
+        if recorded is not None:
+            return decision_from_row(recorded, datetime.fromisoformat)
+        raise Conflict(f"decision {decision.decision_id!r} is already recorded")
+
+    def find_idempotent(self, idempotency_key: str) -> Decision | None:
+        with self._lock:
+            row = self._select_row("idempotency_key", idempotency_key)
+        return None if row is None else decision_from_row(row, datetime.fromisoformat)
 
     def get_decision(self, decision_id: str) -> Decision:
         with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE decision_id = ?",
-                (decision_id,),
-            ).fetchone()
+            row = self._select_row("decision_id", decision_id)
         if row is None:
             raise NotFound("decision", decision_id)
-        return _decision_from_row(row)
+        return decision_from_row(row, datetime.fromisoformat)
 
     def record_outcome(self, outcome: Outcome) -> bool:
-        row = (
-            outcome.outcome_id,
-            outcome.decision_id,
-            outcome.event,
-            outcome.value,
-            outcome.reward,
-            _to_text(outcome.occurred_at, "occurred_at"),
-            _to_text(datetime.now(UTC), "recorded_at"),
-        )
+        row = (*outcome_row(outcome, utc_text), utc_text(datetime.now(UTC)))
         try:
             with self._lock:
-                cursor = self._conn.execute(
-                    f"INSERT INTO outcomes ({_OUTCOME_COLUMNS}, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (outcome_id) DO NOTHING",
-                    row,
-                )
-        except sqlite3.IntegrityError as err:  # the foreign key: no such decision
+                cursor = self._conn.execute(_INSERT_OUTCOME, row)
+        except sqlite3.IntegrityError as err:
+            if "FOREIGN KEY" not in str(err):
+                raise
             raise NotFound("decision", outcome.decision_id) from err
         return cursor.rowcount == 1
 
     def get_outcome(self, outcome_id: str) -> Outcome | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE outcome_id = ?", (outcome_id,)
+                f"SELECT {_OUTCOMES} FROM outcomes WHERE outcome_id = ?", (outcome_id,)
             ).fetchone()
-        return None if row is None else _outcome_from_row(row)
+        return None if row is None else outcome_from_row(row, datetime.fromisoformat)
 
-    def mark_learned(self, decision_id: str) -> bool:
+    def outcomes(self, decision_id: str) -> list[Outcome]:
         with self._lock:
-            # One conditional UPDATE is the atomic test-and-set, also across processes.
+            rows = self._conn.execute(
+                f"SELECT {_OUTCOMES} FROM outcomes WHERE decision_id = ? ORDER BY rowid",
+                (decision_id,),
+            ).fetchall()
+        return [outcome_from_row(row, datetime.fromisoformat) for row in rows]
+
+    def credit(self, decision_id: str, reward: float) -> bool:
+        reward = check_finite("reward", reward)
+        with self._lock:
+            # fetchall steps the statement to its end, which commits it.
+            rows = self._conn.execute(
+                "UPDATE decisions SET credits = credits + 1, reward = reward + ? "
+                "WHERE decision_id = ? RETURNING credits",
+                (reward, decision_id),
+            ).fetchall()
+        if not rows:
+            raise NotFound("decision", decision_id)
+        return bool(rows[0][0] == 1)
+
+    def credited_reward(self, decision_id: str) -> float | None:
+        credited, reward = self._flags(decision_id, "credited, reward")
+        return float(reward) if credited else None
+
+    def close_window(self, decision_id: str) -> bool:
+        with self._lock:
             cursor = self._conn.execute(
-                "UPDATE decisions SET learned = 1 WHERE decision_id = ? AND learned = 0",
+                "UPDATE decisions SET window_closed = 1 "
+                "WHERE decision_id = ? AND window_closed = 0",
                 (decision_id,),
             )
-            if cursor.rowcount == 1:
-                return True
-            exists = self._conn.execute(
-                "SELECT 1 FROM decisions WHERE decision_id = ?", (decision_id,)
-            ).fetchone()
-        if exists is None:
-            raise NotFound("decision", decision_id)
+        if cursor.rowcount == 1:
+            return True
+        self._flags(decision_id, "window_closed")  # NotFound for an unknown decision
         return False
+
+    def window_closed(self, decision_id: str) -> bool:
+        (closed,) = self._flags(decision_id, "window_closed")
+        return bool(closed)
+
+    def due_windows(self, now: datetime, limit: int) -> list[Decision]:
+        due = utc_text(utc(now, "now"))
+        with self._lock:
+            # The conditions match decisions_open_windows, so SQLite reads only open windows.
+            rows = self._conn.execute(
+                f"SELECT {_DECISIONS} FROM decisions "
+                "WHERE window_closed = 0 AND attribution_closes_at <= ? "
+                "ORDER BY attribution_closes_at, rowid LIMIT ?",
+                (due, check_limit(limit)),
+            ).fetchall()
+        return [decision_from_row(row, datetime.fromisoformat) for row in rows]
 
     def count_decisions(self) -> int:
         with self._lock:
             (count,) = self._conn.execute("SELECT COUNT(*) FROM decisions").fetchone()
         return int(count)
-
-    def outcomes(self, decision_id: str) -> list[Outcome]:
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE decision_id = ? ORDER BY rowid",
-                (decision_id,),
-            ).fetchall()
-        return [_outcome_from_row(row) for row in rows]
 
     def iter_decisions(self) -> Iterator[Decision]:
         # Pages by rowid, taking the lock per page, so a long report neither holds
@@ -181,56 +237,61 @@ class SQLiteDecisionLog:
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT rowid, {_DECISION_COLUMNS} FROM decisions "
+                    f"SELECT rowid, {_DECISIONS} FROM decisions "
                     "WHERE rowid > ? ORDER BY rowid LIMIT ?",
                     (last, _PAGE),
                 ).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield _decision_from_row(row[1:])
+                yield decision_from_row(row[1:], datetime.fromisoformat)
             last = rows[-1][0]
+
+    def record_holdout_change(self, at: datetime, percent: float) -> None:
+        row = (utc_text(utc(at, "at")), check_finite("percent", percent))
+        with self._lock:
+            self._conn.execute("INSERT INTO holdout_changes (at, percent) VALUES (?, ?)", row)
+
+    def holdout_changes(self) -> list[tuple[datetime, float]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT at, percent FROM holdout_changes ORDER BY at, rowid"
+            ).fetchall()
+        return [(datetime.fromisoformat(at), float(percent)) for at, percent in rows]
 
     def close(self) -> None:
         """Release the database file."""
         with self._lock:
             self._conn.close()
 
+    def _select_row(self, column: str, value: str) -> tuple[Any, ...] | None:
+        """The row of the decision whose ``column`` is ``value``; the caller holds the lock.
 
-def _to_text(moment: datetime, field: str) -> str:
-    # A fixed width (always microseconds, always UTC) keeps the text sortable.
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidRequest(field, "must include a time zone", moment.isoformat())
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+        Callers decode it after releasing the lock, so other threads need not wait.
+        """
+        row: tuple[Any, ...] | None = self._conn.execute(
+            f"SELECT {_DECISIONS} FROM decisions WHERE {column} = ?", (value,)
+        ).fetchone()
+        return row
 
-
-def _score_to_json(score: ActionScore) -> dict[str, float]:
-    return {"prior": score.prior, "mean": score.mean, "probability": score.probability}
-
-
-def _decision_from_row(row: tuple[Any, ...]) -> Decision:
-    return Decision(
-        decision_id=row[0],
-        customer_id=row[1],
-        decided_at=datetime.fromisoformat(row[2]),
-        candidates=tuple(json.loads(row[3])),
-        action=row[4],
-        propensity=row[5],
-        scores={a: ActionScore(**s) for a, s in json.loads(row[6]).items()},
-        explored=bool(row[7]),
-        policy_version=row[8],
-        model_version=row[9],
-        features=json.loads(row[10]),
-        missing_features=tuple(json.loads(row[11])),
-    )
+    def _flags(self, decision_id: str, columns: str) -> tuple[Any, ...]:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {columns} FROM decisions WHERE decision_id = ?", (decision_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound("decision", decision_id)
+        return tuple(row)
 
 
-def _outcome_from_row(row: tuple[Any, ...]) -> Outcome:
-    return Outcome(
-        outcome_id=row[0],
-        decision_id=row[1],
-        event=row[2],
-        value=row[3],
-        reward=row[4],
-        occurred_at=datetime.fromisoformat(row[5]),
-    )
+def _check_columns(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file whose ``decisions`` table an earlier Nudge wrote with other columns.
+
+    ``CREATE TABLE IF NOT EXISTS`` leaves such a table as it is, and every write
+    would then fail with a message about a column, far from the cause.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_xinfo(decisions)")}
+    if not {*DECISION_COLUMNS, "credits", "credited", "reward", "window_closed"} <= columns:
+        raise Unavailable(
+            f"{path} holds a decision log in an older layout; move it away to start a new log"
+        )

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from decisioning._checks import check_candidates, check_seed, check_unit_interval
-from decisioning.types import ActionScore, Context, Selection
+from decisioning._checks import (
+    check_finite,
+    check_joint_action,
+    check_joint_candidates,
+    check_priors,
+    check_seed,
+)
+from decisioning.types import ActionScore, Context, JointAction, Selection
 
 __all__ = ["UniformRandom"]
 
@@ -15,9 +23,12 @@ class UniformRandom:
 
     Every choice is random, so every selection is reported as ``explored``. Its
     logs are the cleanest data for off-policy evaluation of other policies.
+    Its scores report the model's prior as the mean, with no uncertainty.
 
+    >>> from decisioning.types import JointAction
+    >>> email, sms = JointAction("hi", "email", "now", None), JointAction("hi", "sms", "now", None)
     >>> policy = UniformRandom(seed=3)
-    >>> pick = policy.select(Context("c1", {}, {"email": 0.2, "sms": 0.1}), ("email", "sms"))
+    >>> pick = policy.select(Context("c1", {}, {email.key: 0.2, sms.key: 0.1}), (email, sms))
     >>> pick.propensity, pick.explored
     (0.5, True)
     """
@@ -30,18 +41,31 @@ class UniformRandom:
     def version(self) -> str:
         return "uniform-random"
 
-    def select(self, context: Context, candidates: tuple[str, ...]) -> Selection:
-        chosen = check_candidates(candidates, context.priors)
-        probability = 1.0 / len(chosen)
-        scores = {}
-        for a in chosen:
-            prior = check_unit_interval(f"priors.{a}", context.priors[a])
-            scores[a] = ActionScore(prior=prior, mean=prior, probability=probability)
-        action = chosen[int(self._rng.integers(len(chosen)))]
+    def select(self, context: Context, candidates: Sequence[JointAction]) -> Selection:
+        _, keys = check_joint_candidates(candidates)
+        priors = check_priors(context.priors, keys)
+        probability = 1.0 / len(keys)
+        scores = {
+            key: ActionScore(prior, prior, 0.0, probability)
+            for key, prior in zip(keys, priors, strict=True)
+        }
+        action = keys[int(self._rng.integers(len(keys)))]
         return Selection(action=action, propensity=probability, scores=scores, explored=True)
 
-    def update(self, context: Context, action: str, reward: float) -> None:
-        """Learns nothing: the baseline must stay the same however much it is used."""
+    def update(self, context: Context, action: JointAction, reward: float, *, first: bool) -> None:
+        """Learns nothing: the baseline must stay the same however much it is used.
+
+        The arguments are still checked, so a caller's mistake shows with any policy.
+        """
+        check_joint_action("action", action)
+        check_finite("reward", reward)
+
+    def snapshot(self) -> bytes:
+        """Nothing learned, nothing to share."""
+        return b""
+
+    def absorb(self, snapshots: Sequence[bytes]) -> None:
+        """Nothing to take in."""
 
     def clone(self) -> UniformRandom:
         return UniformRandom(self.seed)

@@ -1,536 +1,413 @@
-"""DecisionEngine over the real SQLite log and state store, with in-test features and model."""
+"""The decision engine: joint actions under the contact policy, the holdout, and learning."""
 
 from __future__ import annotations
 
 import math
-import pickle
-from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from decisioning import DEFAULT_REWARD_BY_EVENT, DecisionEngine, EpsilonGreedy, UniformRandom
-from features import FeatureRow
+from decisioning import CandidateMessage, DecisionRequest, NoEligibleAction
+from decisioning.holdout import Holdout
 from features.errors import Conflict, InvalidRequest, NotFound
-from models import ArmPropensityModel, OnlineRecalibrator
 
 if TYPE_CHECKING:  # only for annotations: the fixtures come from conftest
-    from conftest import EngineFactory, TableModel, TickingClock
+    from conftest import EngineFactory, TickingClock
 
-HOUR = timedelta(hours=1)
-SECOND = timedelta(seconds=1)
-EVENTS = r"\['click', 'complaint', 'conversion', 'open', 'unsubscribe', 'visit'\]"
+from conftest import make_config, opted_in_everywhere, with_holdout
+
+ALL = [CandidateMessage("welcome"), CandidateMessage("discount"), CandidateMessage("news")]
 
 
-def test_a_decision_is_logged_as_returned(make_engine: EngineFactory) -> None:
+def ask(customer_id: str = "c1", **changes: object) -> DecisionRequest:
+    fields: dict[str, object] = {"customer_id": customer_id, "candidates": ALL}
+    fields.update(changes)
+    return DecisionRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_a_decision_is_one_eligible_joint_action_with_its_exact_probability(
+    make_engine: EngineFactory,
+) -> None:
     engine = make_engine()
-    decision = engine.decide("c1")
-    assert engine.log.count_decisions() == 1
+    decision = engine.decide(ask())
+    keys = [a.key for a in decision.eligible]
+    # welcome on 2 channels, discount and news on 3, × 4 slots, minus quiet hours, + no send.
+    assert "no_send" in keys
+    assert decision.action.key in keys
+    assert set(decision.scores) == set(keys)
+    assert math.isclose(sum(s.probability for s in decision.scores.values()), 1.0, abs_tol=1e-9)
+    assert decision.propensity == decision.scores[decision.action.key].probability
+    # The exploration slice alone gives every eligible action at least 0.1 / K.
+    assert decision.propensity >= 0.1 / len(keys) - 1e-12
+    assert decision.group in {"policy", "explore"}
     assert engine.log.get_decision(decision.decision_id) == decision
-    assert decision.candidates == ("email", "sms", "push")
-    assert decision.model_version == "v1"
-    assert decision.policy_version == "epsilon-greedy(epsilon=0.1,learning_rate=0.05)+0"
-    assert decision.decided_at == datetime(2024, 5, 1, 9, 0, 0, 1000, tzinfo=UTC)
-    assert decision.features == {"recency": 3, "channel": "web", "vip": 0}
-    assert decision.missing_features == ()
-    assert {a: s.prior for a, s in decision.scores.items()} == {
-        "email": 0.30,
-        "sms": 0.20,
-        "push": 0.10,
-    }
-    assert decision.propensity == decision.scores[decision.action].probability
 
 
-def test_candidates_restrict_the_choice_and_the_priors(make_engine: EngineFactory) -> None:
+def test_slots_resolve_in_the_customers_zone_and_quiet_hours_exclude_without_moving(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
     engine = make_engine()
-    for _ in range(30):
-        decision = engine.decide("c1", candidates=["push", "sms"])
-        assert decision.action in {"push", "sms"}
-        assert decision.candidates == ("push", "sms")
-        assert set(decision.scores) == {"push", "sms"}
+    clock.now = datetime(2024, 5, 1, 19, 30, tzinfo=UTC)  # 21:30 in Paris: quiet hours
+    decision = engine.decide(ask("c1"))
+    paris = ZoneInfo("Europe/Paris")
+    quiet = {e.action for e in decision.excluded if e.rule == "quiet_hours"}
+    assert "welcome/email/now" in quiet
+    assert "welcome/email/+1h" in quiet
+    eligible = {a.key: a for a in decision.eligible}
+    nine = eligible["welcome/email/09:00"]
+    assert nine.send_at is not None
+    assert nine.send_at.astimezone(paris).replace(tzinfo=None) == datetime(2024, 5, 2, 9, 0)
+    # 20:00 in Paris has passed today; tomorrow's is 22.5 h away, inside the 24 h horizon.
+    assert eligible["discount/sms/20:00"].send_at == datetime(2024, 5, 2, 18, 0, tzinfo=UTC)
+    for action in decision.eligible:
+        if action.send_at is not None:
+            local = action.send_at.astimezone(paris).time()
+            assert not (local.hour >= 21)
+            assert not (local.hour < 8)
 
 
-def test_context_overrides_and_extends_the_store(make_engine: EngineFactory) -> None:
-    engine = make_engine()
-    decision = engine.decide("c3", context={"vip": 1, "channel": "app", "page": "cart"})
-    assert decision.features == {"recency": 7, "channel": "app", "vip": 1, "page": "cart"}
-    assert decision.missing_features == ()  # the store lacked channel; the request gave it
-    assert decision.scores["email"].prior == pytest.approx(0.35, abs=1e-12)  # vip lift
+def test_another_zone_gives_other_send_times(make_engine: EngineFactory) -> None:
+    decision = make_engine().decide(ask("c2"))  # profile zone America/New_York, 05:00 there
+    assert decision.time_zone == "America/New_York"
+    eligible = {a.key for a in decision.eligible}
+    assert "welcome/email/now" not in eligible  # 05:00 is inside quiet hours in New York
+    assert "welcome/email/09:00" in eligible
 
 
-def test_an_unknown_customer_gets_a_decision_with_every_feature_missing(
+def test_consent_suppression_and_reachability_exclude_with_their_rules(
     make_engine: EngineFactory,
 ) -> None:
-    decision = make_engine().decide("stranger")
-    assert decision.missing_features == ("recency", "channel", "vip")
-    assert decision.features == {"recency": None, "channel": None, "vip": None}
+    engine = make_engine()
+    at = datetime(2024, 5, 1, 8, tzinfo=UTC)
+    engine.contacts.set_consent("c1", "sms", False, at)
+    engine.contacts.suppress("c1", "email", "unsubscribe", at)
+    engine.contacts.set_reachable("c1", "push", False)
+    decision = engine.decide(ask("c1"))
+    rules = {e.action: e.rule for e in decision.excluded}
+    assert rules["discount/sms/now"] == "consent"
+    assert rules["welcome/email/now"] == "suppression"  # suppression wins over opted_in
+    assert rules["news/push/+1h"] == "reachability"
+    assert [a.key for a in decision.eligible] == ["no_send"]
+    assert decision.action.key == "no_send"
+    assert decision.propensity == 1.0
 
 
-BAD_DECISIONS: list[tuple[dict[str, Any], str]] = [
-    ({"customer_id": ""}, r"`customer_id` must be a non-empty string, got ''"),
-    ({"customer_id": "   "}, r"`customer_id` must be a non-empty string"),
-    ({"customer_id": None}, r"`customer_id` must be a non-empty string, got None"),
-    ({"candidates": []}, r"`candidates` must be a non-empty list of distinct actions"),
-    ({"candidates": ["sms", "sms"]}, r"`candidates` .*distinct.*got \['sms', 'sms'\]"),
-    ({"candidates": ["fax"]}, r"`candidates` .*one of \['email', 'push', 'sms'\], got \['fax'\]"),
-    ({"candidates": "email"}, r"`candidates` must be a non-empty list"),
-    ({"context": {"spend": math.nan}}, r"`context.spend` must be a finite number, got nan"),
-    ({"context": {"spend": math.inf}}, r"`context.spend` must be a finite number, got inf"),
-    ({"context": {"tags": ["a"]}}, r"`context.tags` must be a number, a string or null"),
-    ({"context": "vip"}, r"`context` must be a mapping"),
-    (
-        {"context": {f"k{i}": i for i in range(257)}},
-        r"`context` must have at most 256 keys, got 257",
-    ),
-    ({"context": {"": 1}}, r"`context` keys must be strings of 1 to 128 characters, got ''"),
-    (
-        {"context": {"k" * 129: 1}},
-        r"`context` keys must be .*, got 'k{20}\.\.\. \(129 characters\)'",
-    ),
-    ({"context": {7: 1}}, r"`context` keys must be strings of 1 to 128 characters, got 7"),
-    (
-        {"context": {"note": "x" * 1025}},
-        r"`context.note` must be a string of at most 1024 characters, got 'x{20}\.\.\. \(1025",
-    ),
-    # The model cannot use it: the error names the caller's field, not the model's.
-    ({"context": {"recency": "abc"}}, r"`context.recency` must be a number or None, got 'abc'"),
-]
-
-
-@pytest.mark.parametrize(("kwargs", "match"), BAD_DECISIONS)
-def test_a_rejected_decision_names_the_field_and_logs_nothing(
-    make_engine: EngineFactory, kwargs: dict[str, Any], match: str
+def test_a_cap_of_zero_means_no_cap_and_caps_count_per_channel(
+    make_engine: EngineFactory,
 ) -> None:
     engine = make_engine()
-    engine.decide("c1")
-    version = engine.policy.version
-    with pytest.raises(InvalidRequest, match=match):
-        engine.decide(**{"customer_id": "c1", **kwargs})
+    push_only = [CandidateMessage("news", ("push",))]
+    # push has limit 0: no cap, only the overall cap of 4 per 7 days applies.
+    sent = [engine.decide(ask("c1", candidates=push_only, allow_no_send=False)) for _ in range(4)]
+    assert all(d.action.channel == "push" for d in sent)
+    with pytest.raises(NoEligibleAction, match="frequency_cap"):
+        engine.decide(ask("c1", candidates=push_only, allow_no_send=False))
+
+
+def test_transactional_messages_are_neither_capped_nor_counted(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine()
+    receipt = [CandidateMessage("receipt", ("email",))]
+    for _ in range(5):
+        decision = engine.decide(ask("c1", candidates=receipt, allow_no_send=False))
+        assert decision.action.transactional
+    assert engine.contacts.sends("c1") == []
+    email = [CandidateMessage("welcome", ("email",))]
+    sent = [engine.decide(ask("c1", candidates=email, allow_no_send=False)) for _ in range(2)]
+    assert len(engine.contacts.sends("c1")) == 2
+    with pytest.raises(NoEligibleAction):
+        engine.decide(ask("c1", candidates=email, allow_no_send=False))
+    assert {d.action.channel for d in sent} == {"email"}
+
+
+def test_holdout_customers_get_no_send_logged_as_holdout(make_engine: EngineFactory) -> None:
+    holdout = Holdout(50.0, "test-salt")
+    inside = next(c for c in ("c1", "c2", "c3") if holdout.contains(c))
+    engine = make_engine(config=with_holdout(make_config(), 50.0))
+    decision = engine.decide(ask(inside))
+    assert (decision.group, decision.action.key, decision.propensity) == ("holdout", "no_send", 1.0)
+    assert engine.contacts.sends(inside) == []
+    # A step that must send is not held out.
+    must = engine.decide(ask(inside, allow_no_send=False))
+    assert must.group != "holdout"
+    assert must.action.is_send
+
+
+def test_holdout_share_changes_are_recorded_once_with_their_date(
+    make_engine: EngineFactory,
+) -> None:
+    make_engine(config=with_holdout(make_config(), 5.0))
+    make_engine(config=with_holdout(make_config(), 5.0))
+    engine = make_engine(config=with_holdout(make_config(), 3.0))
+    assert [percent for _, percent in engine.log.holdout_changes()] == [5.0, 3.0]
+
+
+def test_the_exploration_slice_is_uniform_and_logged_as_such(make_engine: EngineFactory) -> None:
+    engine = make_engine(config=make_config(exploration=1.0, caps=[]))
+    decisions = [engine.decide(ask("c1")) for _ in range(30)]
+    assert {d.group for d in decisions} == {"explore"}
+    for d in decisions:
+        assert d.explored
+        assert d.propensity == pytest.approx(1.0 / len(d.eligible))
+    assert len({d.action.key for d in decisions}) > 5
+
+
+def test_same_seed_same_decisions(make_engine: EngineFactory, tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    uncapped = make_config(caps=[])
+    first = make_engine(db=tmp_path / "a.db", seed=4, worker_id="w", config=uncapped)
+    second = make_engine(db=tmp_path / "b.db", seed=4, worker_id="w", config=uncapped)
+    keys_a = [first.decide(ask(c)).action.key for c in ("c1", "c3") * 10]
+    keys_b = [second.decide(ask(c)).action.key for c in ("c1", "c3") * 10]
+    assert keys_a == keys_b
+
+
+def test_an_idempotency_key_returns_the_same_decision_logged_once(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine()
+    first = engine.decide(ask("c1", idempotency_key="cart-1"))
+    again = engine.decide(ask("c1", idempotency_key="cart-1"))
+    assert again == first
     assert engine.log.count_decisions() == 1
-    assert engine.policy.version == version
+    with pytest.raises(Conflict, match="another customer"):
+        engine.decide(ask("c2", idempotency_key="cart-1"))
 
 
-def test_the_largest_context_allowed_is_accepted(make_engine: EngineFactory) -> None:
-    context = {f"k{i:03d}".ljust(128, "_"): "x" * 1024 for i in range(256)}
-    assert make_engine().decide("c1", context=context).features.keys() >= context.keys()
-
-
-def test_a_stored_feature_the_model_cannot_use_is_not_blamed_on_the_context(
-    make_engine: EngineFactory,
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"candidates": []}, "candidates"),
+        ({"candidates": [CandidateMessage("nope")]}, "candidates[0].message"),
+        ({"candidates": [CandidateMessage("welcome", ("sms",))]}, "candidates[0].channels[0]"),
+        ({"candidates": [CandidateMessage("welcome", ("fax",))]}, "candidates[0].channels[0]"),
+        ({"time_zone": "Mars/Olympus_Mons"}, "time_zone"),
+        ({"slots": ["2024-05-01T08:00:00+00:00"]}, "slots[0]"),
+        ({"slots": ["2024-05-01T12:00:00"]}, "slots[0]"),
+        ({"slots": ["tea-time"]}, "slots[0]"),
+        ({"context": {"recency": float("nan")}}, "context.recency"),
+        ({"context": {"recency": "soon"}}, "context.recency"),
+        ({"customer_id": " "}, "customer_id"),
+    ],
+)
+def test_bad_requests_name_the_field_and_log_nothing(
+    make_engine: EngineFactory, changes: dict[str, object], field: str
 ) -> None:
-    class OddFeatures:
-        def get(self, customer_id: str) -> FeatureRow:
-            return FeatureRow(customer_id, {"recency": "abc", "vip": None}, ("vip",))
-
-    engine = make_engine(features=OddFeatures())
-    with pytest.raises(InvalidRequest, match=r"`features\['recency'\]` must be a number"):
-        engine.decide("odd", context={"vip": 1})
-    assert engine.decide("odd", context={"recency": 4}).features["recency"] == 4
-    assert engine.log.count_decisions() == 1
-
-
-def test_a_context_value_the_real_model_cannot_use_names_the_context_field(
-    make_engine: EngineFactory,
-) -> None:
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"recency": rng.integers(1, 13, 300), "vip": rng.integers(0, 2, 300)})
-    arm = pd.Series(rng.choice(["email", "sms"], 300))
-    model = ArmPropensityModel(num_boost_round=2, min_data_in_leaf=10).fit(
-        frame, arm, rng.integers(0, 2, 300)
-    )
-    engine = make_engine(model=model)
-    with pytest.raises(InvalidRequest, match=r"`context.recency` must be a number or None") as err:
-        engine.decide("c1", context={"recency": "abc"})
-    assert (err.value.field, err.value.got) == ("context.recency", "abc")
+    engine = make_engine()
+    with pytest.raises(InvalidRequest) as caught:
+        engine.decide(ask(**changes))  # type: ignore[arg-type]
+    assert caught.value.field == field
     assert engine.log.count_decisions() == 0
+    assert engine.contacts.sends("c1") == []
 
 
-def test_the_same_outcome_twice_counts_and_teaches_once(
+def test_an_explicit_future_send_time_is_a_slot(make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    decision = engine.decide(
+        ask(
+            "c1",
+            candidates=[CandidateMessage("welcome", ("email",))],
+            slots=["2024-05-01T15:00:00+00:00"],
+            allow_no_send=False,
+        )
+    )
+    assert decision.action.send_at == datetime(2024, 5, 1, 15, tzinfo=UTC)
+
+
+def test_conversions_in_the_window_credit_and_teach_as_they_arrive(
     make_engine: EngineFactory, clock: TickingClock
 ) -> None:
     engine = make_engine()
-    decision = engine.decide("c1")
-    clock.advance(HOUR)
-    when = decision.decided_at + HOUR
-    first = engine.record_outcome(decision.decision_id, event="click", occurred_at=when)
-    # The same instant written with another offset is the same outcome.
-    again = engine.record_outcome(
-        decision.decision_id, event="click", occurred_at=when.astimezone(timezone(-5 * HOUR))
+    decision = engine.decide(
+        ask(
+            "c1",
+            candidates=[CandidateMessage("welcome", ("email",))],
+            slots=["now"],
+            allow_no_send=False,
+        )
     )
-    assert (first.new, first.learned) == (True, True)
-    assert (again.new, again.learned) == (False, False)
-    assert again.outcome.outcome_id == first.outcome.outcome_id
-    assert first.outcome.outcome_id == f"{decision.decision_id}:click:{when.isoformat()}"
-    assert engine.log.outcomes(decision.decision_id) == [first.outcome]
-    assert engine.policy.version.endswith("+1")
-
-
-def test_a_second_outcome_is_logged_but_not_learned(
-    make_engine: EngineFactory, clock: TickingClock
-) -> None:
-    engine = make_engine()
-    decision = engine.decide("c1")
-    clock.advance(HOUR)
-    click = engine.record_outcome(
-        decision.decision_id, event="click", occurred_at=decision.decided_at + HOUR
+    before = engine.policy.version
+    clock.advance(timedelta(hours=1))
+    first = engine.record_outcome(
+        decision.decision_id, event="purchase", value=30.0, occurred_at=clock.now
     )
-    buy = engine.record_outcome(
-        decision.decision_id, event="conversion", value=49.9, occurred_at=decision.decided_at + HOUR
+    assert (first.new, first.credited, first.learned) == (True, True, True)
+    clock.advance(timedelta(hours=2))
+    second = engine.record_outcome(
+        decision.decision_id, event="purchase", value=12.5, occurred_at=clock.now
     )
-    assert (click.learned, buy.new, buy.learned) == (True, True, False)
-    assert [o.event for o in engine.log.outcomes(decision.decision_id)] == ["click", "conversion"]
-    assert (buy.outcome.value, buy.outcome.reward) == (49.9, 49.9)
-    assert engine.policy.version.endswith("+1")
-
-
-def test_a_reward_is_logged_as_event_reward(make_engine: EngineFactory) -> None:
-    engine = make_engine()
-    decision = engine.decide("c1")
-    receipt = engine.record_outcome(
-        decision.decision_id, reward=0.0, occurred_at=decision.decided_at, outcome_id="crm-17"
-    )
-    assert receipt.outcome.outcome_id == "crm-17"
-    assert (receipt.outcome.event, receipt.outcome.value, receipt.outcome.reward) == (
-        "reward",
-        0.0,
-        0.0,
-    )
-    assert receipt.learned
-
-
-def test_learning_uses_the_decision_time_priors_and_clips_the_reward(
-    make_engine: EngineFactory, model: TableModel
-) -> None:
-    engine = make_engine(policy=EpsilonGreedy(epsilon=0.0))
-    decision = engine.decide("c2")  # a VIP: every prior is lifted by 0.05
-    model.priors = {"email": 0.9, "sms": 0.9, "push": 0.9}  # a new day, a different model
-    engine.record_outcome(decision.decision_id, reward=7.5, occurred_at=decision.decided_at)
-
-    expected = OnlineRecalibrator(learning_rate=0.05)
-    expected.learn_one("email", 0.35, 1.0)
-    learned = engine.policy.recalibrator_  # type: ignore[attr-defined]
-    assert decision.action == "email"
-    assert learned.predict_one("email", 0.35) == expected.predict_one("email", 0.35)
-    assert engine.log.outcomes(decision.decision_id)[0].reward == 7.5  # logged as given
-
-
-def test_outcomes_of_another_model_version_are_logged_not_learned(
-    make_engine: EngineFactory,
-) -> None:
-    old = make_engine(model_version="v1").decide("c1")
-    engine = make_engine(model_version="v2")
-    receipt = engine.record_outcome(old.decision_id, reward=1.0, occurred_at=old.decided_at)
-    assert (receipt.new, receipt.learned) == (True, False)
-    assert engine.policy.version.endswith("+0")
-
-
-def test_an_unknown_decision_is_not_found(make_engine: EngineFactory) -> None:
-    engine = make_engine()
-    with pytest.raises(NotFound, match="decision 'nope' not found"):
-        engine.record_outcome("nope", reward=1.0, occurred_at=datetime(2024, 5, 1, tzinfo=UTC))
-
-
-BAD_OUTCOMES: list[tuple[dict[str, Any], str]] = [
-    ({}, r"`reward` or `event` must be given"),
-    ({"reward": 1.0, "event": "click"}, r"`event` must not be given together with `reward`"),
-    ({"reward": math.nan}, r"`reward` must be a finite number, got nan"),
-    ({"reward": "1"}, r"`reward` must be a finite number, got '1'"),
-    ({"event": ""}, r"`event` must be a non-empty string of at most 64 characters"),
-    ({"event": "x" * 65}, r"`event` must be a non-empty string of at most 64 characters"),
-    ({"event": "buy", "value": math.inf}, r"`value` must be a finite number, got inf"),
-    ({"reward": 1.0, "occurred_at": datetime(2024, 5, 2)}, r"`occurred_at` must include a time"),
-    ({"reward": 1.0, "occurred_at": "2024-05-02"}, r"`occurred_at` must be a datetime"),
-    ({"reward": 1.0, "outcome_id": ""}, r"`outcome_id` must be a non-empty string"),
-    (
-        {"reward": 1.0, "occurred_at": datetime(2024, 5, 1, 8, 59, tzinfo=UTC)},
-        r"`occurred_at` must not be before the decision at 2024-05-01T09:00:00.001000\+00:00 "
-        r"\(by more than 2 seconds\), got '2024-05-01T08:59:00\+00:00'",
-    ),
-    (  # 2.002 seconds early: past the clock-skew tolerance
-        {"reward": 1.0, "occurred_at": datetime(2024, 5, 1, 8, 59, 57, 999000, tzinfo=UTC)},
-        r"`occurred_at` must not be before the decision .* \(by more than 2 seconds\)",
-    ),
-    (  # the engine's clock reads 10:00:00.002 when the outcome is posted
-        {"reward": 1.0, "occurred_at": datetime(2024, 5, 1, 10, 5, 1, tzinfo=UTC)},
-        r"`occurred_at` must not be in the future \(more than 5 minutes past now\), "
-        r"got '2024-05-01T10:05:01\+00:00'",
-    ),
-    (
-        {
-            "reward": 1.0,
-            "occurred_at": datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-14 * HOUR)),
-        },
-        r"`occurred_at` must be a moment that exists in UTC, between 0001-01-01 and 9999-12-31, "
-        r"got '9999-12-31T23:59:59-14:00'",
-    ),
-    (
-        {"event": "click", "occurred_at": datetime(1, 1, 1, tzinfo=timezone(14 * HOUR))},
-        r"`occurred_at` must be a moment that exists in UTC, .*, got '0001-01-01T00:00:00\+14:00'",
-    ),
-    ({"event": "purchase"}, rf"`event` must be one of {EVENTS}, got 'purchase'"),
-    ({"event": "reward", "value": 1.0}, rf"`event` must be one of {EVENTS}, got 'reward'"),
-    ({"event": "Click"}, rf"`event` must be one of {EVENTS}, got 'Click'"),
-]
-
-
-@pytest.mark.parametrize(("kwargs", "match"), BAD_OUTCOMES)
-def test_a_rejected_outcome_names_the_field_and_changes_nothing(
-    make_engine: EngineFactory, clock: TickingClock, kwargs: dict[str, Any], match: str
-) -> None:
-    engine = make_engine()
-    decision = engine.decide("c1")
-    clock.advance(HOUR)
-    arguments = {"occurred_at": decision.decided_at + HOUR, **kwargs}
-    with pytest.raises(InvalidRequest, match=match):
-        engine.record_outcome(decision.decision_id, **arguments)
-    assert engine.log.outcomes(decision.decision_id) == []
-    assert engine.log.count_decisions() == 1
-    assert engine.policy.version.endswith("+0")
-
-
-@pytest.mark.parametrize(
-    "early",
-    [SECOND, 2 * SECOND, timedelta(microseconds=1)],
-    ids=["1s", "2s", "1us"],
-)
-def test_an_outcome_a_little_before_its_decision_is_clock_skew_and_accepted(
-    make_engine: EngineFactory, early: timedelta
-) -> None:
-    engine = make_engine()
-    decision = engine.decide("c1")
-    receipt = engine.record_outcome(
-        decision.decision_id, event="click", occurred_at=decision.decided_at - early
-    )
-    assert (receipt.new, receipt.learned) == (True, True)
-    assert engine.log.outcomes(decision.decision_id) == [receipt.outcome]
-    assert receipt.outcome.occurred_at == decision.decided_at - early  # logged as given
-
-
-def test_an_outcome_up_to_the_future_tolerance_is_accepted(make_engine: EngineFactory) -> None:
-    engine = make_engine()
-    decision = engine.decide("c1")
-    receipt = engine.record_outcome(
+    assert second.credited
+    assert second.learned
+    assert engine.log.credited_reward(decision.decision_id) == pytest.approx(42.5)
+    assert engine.policy.version != before
+    # Posted late but it happened inside the window: it still counts.
+    clock.advance(timedelta(hours=80))
+    late = engine.record_outcome(
         decision.decision_id,
-        reward=1.0,
-        occurred_at=decision.decided_at + timedelta(minutes=4, seconds=59),
+        event="purchase",
+        value=99.0,
+        occurred_at=decision.decided_at + timedelta(hours=70),
     )
-    assert receipt.new
+    assert late.credited
+    outside = engine.record_outcome(
+        decision.decision_id, event="purchase", value=5.0, occurred_at=clock.now
+    )
+    assert (outside.new, outside.credited, outside.learned) == (True, False, False)
+    assert engine.log.credited_reward(decision.decision_id) == pytest.approx(141.5)
 
 
-def test_the_tolerances_are_configurable(make_engine: EngineFactory, clock: TickingClock) -> None:
-    engine = make_engine(future_tolerance=timedelta(0), skew_tolerance=timedelta(0))
-    decision = engine.decide("c1")
-    with pytest.raises(InvalidRequest, match=r"`occurred_at` must not be before .* 0 seconds"):
-        engine.record_outcome(
-            decision.decision_id, reward=1.0, occurred_at=decision.decided_at - SECOND / 1000
-        )
-    with pytest.raises(InvalidRequest, match=r"in the future \(more than 0 seconds past now\)"):
-        engine.record_outcome(
-            decision.decision_id, reward=1.0, occurred_at=clock.now + timedelta(minutes=1)
-        )
-    lenient = make_engine(future_tolerance=timedelta(days=2), skew_tolerance=timedelta(minutes=1))
-    assert lenient.record_outcome(
-        decision.decision_id, reward=1.0, occurred_at=decision.decided_at - 30 * SECOND
-    ).new
-    assert lenient.record_outcome(
-        decision.decision_id, event="click", occurred_at=clock.now + timedelta(days=1)
-    ).new
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"future_tolerance": timedelta(seconds=-1)}, r"`future_tolerance` must be a non-negative"),
-        (
-            {"future_tolerance": 300},
-            r"`future_tolerance` must be a non-negative timedelta, got 300",
-        ),
-        ({"skew_tolerance": timedelta(days=-1)}, r"`skew_tolerance` must be a non-negative"),
-        ({"reward_by_event": ["click"]}, r"`reward_by_event` must be a mapping of event names"),
-        ({"reward_by_event": {"": 1.0}}, r"`event` must be a non-empty string"),
-        ({"reward_by_event": {"x": math.nan}}, r"`reward_by_event\['x'\]` must be a finite number"),
-        ({"reward_by_event": {"x": True}}, r"`reward_by_event\['x'\]` must be a finite number"),
-    ],
-)
-def test_bad_engine_settings_are_rejected(
-    make_engine: EngineFactory, kwargs: dict[str, Any], match: str
+def test_a_closed_window_without_conversion_teaches_a_zero_reward_once(
+    make_engine: EngineFactory, clock: TickingClock
 ) -> None:
-    with pytest.raises(InvalidRequest, match=match):
-        make_engine(**kwargs)
+    engine = make_engine()
+    quiet = engine.decide(ask("c1", slots=["now"]))
+    converted = engine.decide(ask("c3", slots=["now"]))
+    engine.record_outcome(converted.decision_id, event="conversion", occurred_at=clock.now)
+    assert engine.finalise_due() == 0  # no window has closed yet
+    clock.advance(timedelta(hours=73, minutes=5))
+    before = engine.policy.version
+    assert engine.finalise_due() == 2
+    assert engine.finalise_due() == 0
+    assert engine.log.credited_reward(quiet.decision_id) == 0.0
+    assert engine.log.credited_reward(converted.decision_id) == 1.0
+    assert engine.policy.version != before  # the non-responder taught something
 
 
-@pytest.mark.parametrize(
-    ("event", "value", "reward"),
-    [
-        ("visit", None, 1.0),
-        ("click", None, 1.0),
-        ("conversion", None, 1.0),
-        ("conversion", 49.9, 49.9),
-        ("open", None, 0.0),
-        ("unsubscribe", None, 0.0),
-        ("complaint", None, 0.0),
-        ("unsubscribe", 0.25, 0.25),  # a value given is the reward
-    ],
-)
-def test_an_event_is_worth_its_mapped_reward_unless_a_value_is_given(
-    make_engine: EngineFactory, event: str, value: float | None, reward: float
+def test_a_cancelled_decision_frees_its_cap_and_teaches_nothing(
+    make_engine: EngineFactory, clock: TickingClock
 ) -> None:
-    engine = make_engine(policy=EpsilonGreedy(epsilon=0.0))
-    decision = engine.decide("c1")
+    engine = make_engine()
+    email = [CandidateMessage("welcome", ("email",))]
+    decision = engine.decide(ask("c1", candidates=email, allow_no_send=False))
+    assert len(engine.contacts.sends("c1")) == 1
+    assert engine.cancel(decision.decision_id)
+    assert engine.contacts.sends("c1") == []
+    assert not engine.cancel(decision.decision_id)
+    clock.advance(timedelta(days=4))
+    before = engine.policy.version
+    assert engine.finalise_due() == 0
+    assert engine.log.credited_reward(decision.decision_id) is None
+    assert engine.policy.version == before
+
+
+def test_an_unsubscribe_penalises_and_suppresses_the_channel(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    engine = make_engine()
+    email = [CandidateMessage("welcome", ("email",))]
+    decision = engine.decide(ask("c1", candidates=email, slots=["now"], allow_no_send=False))
     receipt = engine.record_outcome(
-        decision.decision_id, event=event, value=value, occurred_at=decision.decided_at
+        decision.decision_id, event="unsubscribe", occurred_at=clock.now
     )
-    assert (receipt.outcome.event, receipt.outcome.value, receipt.outcome.reward) == (
-        event,
-        reward,
-        reward,
-    )
+    assert receipt.outcome.reward == -1.0
     assert receipt.learned
-    expected = OnlineRecalibrator(learning_rate=0.05)
-    expected.learn_one(decision.action, 0.30, min(reward, 1.0))
-    learned = engine.policy.recalibrator_  # type: ignore[attr-defined]
-    assert learned.predict_one(decision.action, 0.30) == expected.predict_one(decision.action, 0.30)
+    assert engine.contacts.profile("c1").channel("email").suppressed == "unsubscribe"
+    after = engine.decide(ask("c1"))
+    assert {e.rule for e in after.excluded if "/email/" in e.action} == {"suppression"}
 
 
-def test_an_unsubscribe_does_not_teach_the_policy_a_reward(make_engine: EngineFactory) -> None:
-    engine = make_engine(policy=EpsilonGreedy(epsilon=0.0))
-    decision = engine.decide("c1")
+def test_a_revoked_consent_stops_a_scheduled_send_at_send_time(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    engine = make_engine()
+    email = [CandidateMessage("welcome", ("email",))]
+    decision = engine.decide(ask("c1", candidates=email, slots=["+1h"], allow_no_send=False))
+    assert engine.check_send(decision.decision_id).allowed
+    engine.contacts.set_consent("c1", "email", False, clock.now)
+    check = engine.check_send(decision.decision_id)
+    assert not check.allowed
+    assert check.exclusion is not None
+    assert check.exclusion.rule == "consent"
+    assert engine.contacts.sends("c1") == []
+    assert [o.event for o in engine.log.outcomes(decision.decision_id)] == ["cancelled"]
+
+
+def test_outcome_checks(make_engine: EngineFactory, clock: TickingClock) -> None:
+    engine = make_engine()
+    decision = engine.decide(ask("c1"))
+    with pytest.raises(InvalidRequest) as caught:
+        engine.record_outcome(decision.decision_id, event="teleport", occurred_at=clock.now)
+    assert caught.value.field == "event"
+    with pytest.raises(InvalidRequest) as caught:
+        engine.record_outcome(
+            decision.decision_id, event="purchase", occurred_at=clock.now + timedelta(hours=1)
+        )
+    assert caught.value.field == "occurred_at"
+    with pytest.raises(NotFound):
+        engine.record_outcome("no-such-decision", event="purchase", occurred_at=clock.now)
     engine.record_outcome(
-        decision.decision_id, event="unsubscribe", occurred_at=decision.decided_at
+        decision.decision_id, event="purchase", value=3.0, occurred_at=clock.now, outcome_id="o1"
     )
-    learned = engine.policy.recalibrator_  # type: ignore[attr-defined]
-    assert learned.predict_one(decision.action, 0.30) < 0.30
-
-
-def test_the_event_mapping_is_configurable(make_engine: EngineFactory) -> None:
-    engine = make_engine(reward_by_event={"purchase": 1.0, "bounce": 0.0})
-    assert dict(engine.reward_by_event) == {"purchase": 1.0, "bounce": 0.0}
-    assert dict(make_engine().reward_by_event) == dict(DEFAULT_REWARD_BY_EVENT)
-    decision = engine.decide("c1")
-    with pytest.raises(InvalidRequest, match=r"`event` must be one of \['bounce', 'purchase'\]"):
-        engine.record_outcome(decision.decision_id, event="click", occurred_at=decision.decided_at)
-    bounce = engine.record_outcome(
-        decision.decision_id, event="bounce", occurred_at=decision.decided_at
+    repeat = engine.record_outcome(
+        decision.decision_id, event="purchase", value=3.0, occurred_at=clock.now, outcome_id="o1"
     )
-    assert (bounce.outcome.reward, bounce.learned) == (0.0, True)
+    assert not repeat.new
+    assert not repeat.credited
+    with pytest.raises(Conflict):
+        engine.record_outcome(
+            decision.decision_id,
+            event="purchase",
+            value=4.0,
+            occurred_at=clock.now,
+            outcome_id="o1",
+        )
+    assert engine.log.credited_reward(decision.decision_id) == 3.0
 
 
-CONFLICTING_REPEATS: list[tuple[dict[str, Any], str]] = [
-    ({"event": "open"}, r"event 'click', not 'open'; value 1.0, not 0.0; reward 1.0, not 0.0"),
-    (
-        {"event": "click", "value": 0.5},
-        r"different values: value 1.0, not 0.5; reward 1.0, not 0.5$",
-    ),
-    ({"reward": 1.0}, r"different values: event 'click', not 'reward'$"),
-    ({"reward": 0.0}, r"event 'click', not 'reward'; value 1.0, not 0.0; reward 1.0, not 0.0$"),
-    ({"event": "click", "decision_id": "other"}, r"decision_id '.+', not '.+'$"),
-]
-
-
-@pytest.mark.parametrize(("kwargs", "match"), CONFLICTING_REPEATS)
-def test_an_outcome_id_repeated_with_other_values_is_a_conflict_and_changes_nothing(
-    make_engine: EngineFactory, kwargs: dict[str, Any], match: str
-) -> None:
-    engine = make_engine()
-    decision, other = engine.decide("c1"), engine.decide("c2")
-    first = engine.record_outcome(
-        decision.decision_id, event="click", occurred_at=decision.decided_at, outcome_id="crm-17"
-    )
-    version = engine.policy.version
-    target = other.decision_id if kwargs.pop("decision_id", None) else decision.decision_id
-    with pytest.raises(Conflict, match=r"outcome 'crm-17' was already recorded with different"):
-        engine.record_outcome(target, occurred_at=other.decided_at, outcome_id="crm-17", **kwargs)
-    with pytest.raises(Conflict, match=match):
-        engine.record_outcome(target, occurred_at=other.decided_at, outcome_id="crm-17", **kwargs)
-    assert engine.log.outcomes(decision.decision_id) == [first.outcome]
-    assert engine.log.outcomes(other.decision_id) == []
-    assert engine.policy.version == version
-    # The other decision has not learned: its first outcome still teaches.
-    assert engine.record_outcome(
-        other.decision_id, reward=1.0, occurred_at=other.decided_at
-    ).learned
-
-
-def test_an_identical_repeat_of_an_outcome_id_is_not_new_and_returns_what_was_recorded(
-    make_engine: EngineFactory,
-) -> None:
-    engine = make_engine()
-    decision = engine.decide("c1")
-    first = engine.record_outcome(
-        decision.decision_id, reward=0.5, occurred_at=decision.decided_at, outcome_id="crm-17"
-    )
-    # A retry stamped a moment later is still the same outcome.
-    again = engine.record_outcome(
-        decision.decision_id,
-        reward=0.5,
-        occurred_at=decision.decided_at + SECOND,
-        outcome_id="crm-17",
-    )
-    assert (again.new, again.learned, again.outcome) == (False, False, first.outcome)
-    assert engine.log.outcomes(decision.decision_id) == [first.outcome]
-
-
-def test_a_restart_keeps_the_decisions_and_what_the_policy_learned(
+def test_workers_share_what_they_learn_and_a_restart_keeps_it(
     make_engine: EngineFactory, clock: TickingClock
 ) -> None:
-    engine = make_engine()
-    made = [engine.decide(f"c{1 + i % 3}") for i in range(40)]
-    for i, decision in enumerate(made):
-        engine.record_outcome(
-            decision.decision_id, reward=float(i % 4 == 0), occurred_at=decision.decided_at
-        )
+    uncapped = make_config(caps=[])
+    one = make_engine(worker_id="one", config=uncapped)
+    two = make_engine(worker_id="two", config=uncapped)
+    email = [CandidateMessage("welcome", ("email",))]
+    for customer in ("c1", "c2", "c3"):
+        decision = one.decide(ask(customer, candidates=email, slots=["09:00"]))
+        one.record_outcome(decision.decision_id, event="conversion", occurred_at=clock.now)
+    probe = ask("c1", candidates=email, slots=["09:00"])
+    means_one = {k: s.mean for k, s in one.decide(probe).scores.items()}
+    assert {k: s.mean for k, s in two.decide(probe).scores.items()} != means_one
+    one.sync()
+    two.sync()
+    means_two = {k: s.mean for k, s in two.decide(probe).scores.items()}
+    assert means_two == pytest.approx(means_one, abs=1e-9)
+    restarted = make_engine(worker_id="three", config=uncapped)
+    means_three = {k: s.mean for k, s in restarted.decide(probe).scores.items()}
+    assert means_three == pytest.approx(means_one, abs=1e-9)
 
-    restarted = make_engine(policy=EpsilonGreedy(epsilon=0.1, seed=0))
-    assert restarted.log.count_decisions() == 40
-    assert [restarted.log.get_decision(d.decision_id) for d in made] == made
-    assert restarted.policy.version == engine.policy.version
-    assert restarted.policy.version.endswith("+40")
-    before = engine.policy.recalibrator_  # type: ignore[attr-defined]
-    after = restarted.policy.recalibrator_  # type: ignore[attr-defined]
-    for action in ("email", "sms", "push"):
-        assert after.n_updates(action) == before.n_updates(action)
-        assert after.predict_one(action, 0.2) == before.predict_one(action, 0.2)
-    assert pickle.dumps(after) == pickle.dumps(before)
+
+def test_decisions_of_another_model_version_are_credited_but_not_learned(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    old = make_engine(model_version="v1")
+    decision = old.decide(ask("c1"))
+    new = make_engine(model_version="v2")
+    receipt = new.record_outcome(decision.decision_id, event="conversion", occurred_at=clock.now)
+    assert receipt.credited
+    assert not receipt.learned
 
 
-def test_stored_state_of_a_differently_configured_policy_is_a_conflict(
+def test_unknown_customers_are_decided_with_missing_features_and_no_contact(
     make_engine: EngineFactory,
 ) -> None:
+    decision = make_engine().decide(ask("stranger"))
+    assert set(decision.missing_features) == {
+        "recency",
+        "vip",
+        "engagement_email",
+        "engagement_sms",
+    }
+    # Nobody has recorded consent for a stranger: nothing may be sent.
+    assert decision.action.key == "no_send"
+    assert {e.rule for e in decision.excluded} == {"consent"}
+
+
+def test_profiles_without_a_zone_use_the_default(make_engine: EngineFactory) -> None:
     engine = make_engine()
-    decision = engine.decide("c1")
-    engine.record_outcome(decision.decision_id, reward=1.0, occurred_at=decision.decided_at)
-    with pytest.raises(Conflict, match=r"stored under 'policy' is for epsilon-greedy\(epsilon=0.1"):
-        make_engine(policy=EpsilonGreedy(epsilon=0.2))
-    with pytest.raises(Conflict, match="is for epsilon-greedy"):
-        make_engine(policy=UniformRandom())
-    assert make_engine(policy=UniformRandom(), state_key="uniform").policy.version == (
-        "uniform-random"
-    )
-
-
-def test_actions_must_be_ones_the_model_scores(make_engine: EngineFactory) -> None:
-    assert make_engine(actions=["sms", "email"]).decide("c1").candidates == ("sms", "email")
-    with pytest.raises(InvalidRequest, match=r"`actions` must be .* \['email', 'push', 'sms'\]"):
-        make_engine(actions=["fax"])
-
-
-def test_a_naive_clock_is_a_programming_error(make_engine: EngineFactory) -> None:
-    engine = make_engine(clock=lambda: datetime(2024, 5, 1, 9))
-    with pytest.raises(ValueError, match="clock must return a time-zone-aware datetime"):
-        engine.decide("c1")
-    assert engine.log.count_decisions() == 0
-
-
-def test_a_policy_that_learns_nothing_still_gets_its_outcomes_logged(
-    make_engine: EngineFactory,
-) -> None:
-    engine: DecisionEngine = make_engine(policy=UniformRandom(seed=2), state_key="uniform")
-    decision = engine.decide("c1")
-    receipt = engine.record_outcome(
-        decision.decision_id, reward=1.0, occurred_at=decision.decided_at
-    )
-    assert (decision.propensity, decision.explored) == (pytest.approx(1 / 3, abs=1e-15), True)
-    assert (receipt.new, receipt.learned) == (True, True)
-    assert engine.policy.version == "uniform-random"
+    engine.contacts.load_profiles([opted_in_everywhere("c4")])
+    assert engine.decide(ask("c4")).time_zone == "Europe/Paris"

@@ -1,196 +1,213 @@
-"""SQLiteDecisionLog and SQLitePolicyStateStore: exact round trips, idempotence, durability."""
+"""What the SQLite log adds to the DecisionLog contract: its file, its columns, its processes."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime, timedelta, timezone
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from log_samples import BASE, WHEN, decision, outcome
 
-from decisioning import (
-    ActionScore,
-    Decision,
-    Outcome,
-    SQLiteDecisionLog,
-    SQLitePolicyStateStore,
-)
-from features.errors import Conflict, InvalidRequest, NotFound
+import decisioning
+from decisioning import _records
+from decisioning.sqlite_log import SQLiteDecisionLog
+from decisioning.sqlite_state import SQLitePolicyStateStore
+from features.errors import Unavailable
 
-WHEN = datetime(2024, 5, 1, 11, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
-
-
-def decision(decision_id: str = "d1", **overrides: object) -> Decision:
-    fields: dict[str, object] = {
-        "decision_id": decision_id,
-        "customer_id": "c1",
-        "decided_at": WHEN,
-        "candidates": ("email", "sms", "push"),
-        "action": "sms",
-        "propensity": 1 / 3 + 0.1 / 3,
-        "scores": {
-            "email": ActionScore(0.1 + 0.2, 0.30000000000000004, 0.1 / 3),
-            "sms": ActionScore(1e-300, 0.123456789012345678, 0.9 + 0.1 / 3),
-            "push": ActionScore(0.0, 1.0, 0.1 / 3),
-        },
-        "explored": True,
-        "policy_version": "epsilon-greedy(epsilon=0.1,learning_rate=0.05)+7",
-        "model_version": "3",
-        "features": {"recency": 3, "spend": 29.990000000000002, "channel": "Web", "zip": None},
-        "missing_features": ("zip",),
-    }
-    fields.update(overrides)
-    return Decision(**fields)  # type: ignore[arg-type]
-
-
-def outcome(outcome_id: str = "o1", decision_id: str = "d1") -> Outcome:
-    return Outcome(outcome_id, decision_id, "click", 49.9, 1.0, WHEN + timedelta(hours=1))
+# Child processes import this checkout's packages, and log_samples beside this file.
+CHILD_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
+        [str(Path(decisioning.__file__).resolve().parent.parent), str(Path(__file__).parent)]
+    ),
+}
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> SQLiteDecisionLog:
-    store = SQLiteDecisionLog(tmp_path / "nudge.db")
-    yield store  # type: ignore[misc]
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "nudge.db"
+
+
+@pytest.fixture
+def log(db: Path) -> Iterator[SQLiteDecisionLog]:
+    store = SQLiteDecisionLog(db)
+    yield store
     store.close()
 
 
-def test_a_decision_reads_back_equal_with_utc_times_and_exact_floats(
-    log: SQLiteDecisionLog,
-) -> None:
-    written = decision()
-    log.record_decision(written)
-    read = log.get_decision("d1")
-    assert read == written
-    assert read.decided_at.tzinfo == UTC
-    assert read.decided_at == datetime(2024, 5, 1, 9, 30, 15, 123456, tzinfo=UTC)
-    assert read.propensity == written.propensity
-    assert read.scores["sms"].mean == 0.123456789012345678
-    assert isinstance(read.features["recency"], int)
-    assert read.features["zip"] is None
+def run_child(code: str, *args: str) -> str:
+    """Runs ``code`` in a new Python process; returns what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env=CHILD_ENV,
+    )
+    return done.stdout
 
 
-def test_a_duplicate_decision_id_is_a_conflict(log: SQLiteDecisionLog) -> None:
-    log.record_decision(decision())
-    with pytest.raises(Conflict, match="decision 'd1' is already recorded"):
-        log.record_decision(decision(action="email"))
-    assert log.get_decision("d1").action == "sms"
-    assert log.count_decisions() == 1
-
-
-def test_a_naive_decision_time_is_rejected(log: SQLiteDecisionLog) -> None:
-    with pytest.raises(InvalidRequest, match="`decided_at` must include a time zone"):
-        log.record_decision(decision(decided_at=datetime(2024, 5, 1, 9)))
-    assert log.count_decisions() == 0
-
-
-def test_unknown_decisions_are_not_found(log: SQLiteDecisionLog) -> None:
-    with pytest.raises(NotFound, match="decision 'nope' not found"):
-        log.get_decision("nope")
-    with pytest.raises(NotFound, match="decision 'nope' not found"):
-        log.mark_learned("nope")
-    with pytest.raises(NotFound, match="decision 'nope' not found"):
-        log.record_outcome(outcome(decision_id="nope"))
-    assert log.outcomes("nope") == []
-
-
-def test_an_outcome_id_is_recorded_once(log: SQLiteDecisionLog) -> None:
-    log.record_decision(decision())
-    assert log.record_outcome(outcome("o1")) is True
-    assert log.record_outcome(outcome("o1")) is False
-    assert log.record_outcome(outcome("o2")) is True
-    read = log.outcomes("d1")
-    assert [o.outcome_id for o in read] == ["o1", "o2"]
-    assert read[0] == outcome("o1")
-    assert read[0].occurred_at.tzinfo == UTC
-
-
-def test_get_outcome_reads_back_what_was_recorded_first(log: SQLiteDecisionLog) -> None:
-    log.record_decision(decision())
-    assert log.get_outcome("o1") is None
-    log.record_outcome(outcome("o1"))
-    log.record_outcome(Outcome("o1", "d1", "open", 0.0, 0.0, WHEN))  # ignored: o1 is taken
-    assert log.get_outcome("o1") == outcome("o1")
-
-
-def test_mark_learned_is_true_only_the_first_time(log: SQLiteDecisionLog) -> None:
-    log.record_decision(decision("d1"))
-    log.record_decision(decision("d2"))
-    assert [log.mark_learned("d1"), log.mark_learned("d1"), log.mark_learned("d2")] == [
-        True,
-        False,
-        True,
-    ]
-
-
-def test_iter_decisions_pages_through_all_in_recorded_order(log: SQLiteDecisionLog) -> None:
-    ids = [f"d{i:04d}" for i in range(2_345)]  # more than two pages
-    for i in ids:
-        log.record_decision(decision(i))
-    assert log.count_decisions() == 2_345
-    assert [d.decision_id for d in log.iter_decisions()] == ids
-
-
-def test_the_tables_have_the_documented_columns(log: SQLiteDecisionLog, tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "nudge.db")
-    columns = {
-        table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-        for table in ("decisions", "outcomes")
-    }
+def test_reports_can_query_the_real_columns(log: SQLiteDecisionLog, db: Path) -> None:
+    log.record_decision(decision("d1", idempotency_key="req-1"))
+    log.record_decision(decision("d2", group="holdout", propensity=1.0))
+    log.credit("d1", 2.0)
+    conn = sqlite3.connect(db)
+    columns = [row[1] for row in conn.execute("PRAGMA table_xinfo(decisions)")]
+    rows = conn.execute(
+        "SELECT decision_id, idempotency_key, customer_id, decided_at, decision_group, "
+        "action_key, message, channel, slot, send_at, propensity, policy_version, "
+        "model_version, time_zone, credited, reward, window_closed FROM decisions "
+        "ORDER BY decision_id"
+    ).fetchall()
     (journal,) = conn.execute("PRAGMA journal_mode").fetchone()
     conn.close()
-    assert columns["decisions"] == [
-        "decision_id", "customer_id", "decided_at", "candidates", "action", "propensity",
-        "scores", "explored", "policy_version", "model_version", "features", "missing",
-        "learned",
-    ]  # fmt: skip
-    assert columns["outcomes"] == [
-        "outcome_id", "decision_id", "event", "value", "reward", "occurred_at", "recorded_at",
+    assert columns == [*_records.DECISION_COLUMNS, "credits", "credited", "reward", "window_closed"]
+    assert rows == [
+        ("d1", "req-1", "c1", "2024-05-01T09:30:15.123456+00:00", "explore", "welcome/sms/+1h",
+         "welcome", "sms", "+1h", "2024-05-01T10:30:15.123456+00:00", 1 / 3 + 0.1 / 3,
+         "linear-ts(v=0.5,seed=7)+1234", "3", "Europe/Paris", 1, 2.0, 0),
+        ("d2", None, "c1", "2024-05-01T09:30:15.123456+00:00", "holdout", "welcome/sms/+1h",
+         "welcome", "sms", "+1h", "2024-05-01T10:30:15.123456+00:00", 1.0,
+         "linear-ts(v=0.5,seed=7)+1234", "3", "Europe/Paris", 0, 0.0, 0),
     ]  # fmt: skip
     assert journal == "wal"
 
 
-def test_what_was_accepted_survives_a_process_that_dies_without_closing(tmp_path: Path) -> None:
-    db = tmp_path / "nudge.db"
-    child = textwrap.dedent(
-        f"""
-        import os, sys
-        from datetime import UTC, datetime
+def test_due_windows_reads_only_the_open_windows_index(log: SQLiteDecisionLog, db: Path) -> None:
+    conn = sqlite3.connect(db)
+    plan = " ".join(
+        str(row[3])
+        for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT decision_id FROM decisions "
+            "WHERE window_closed = 0 AND attribution_closes_at <= ? "
+            "ORDER BY attribution_closes_at, rowid LIMIT ?",
+            ("2024-05-01", 10),
+        )
+    )
+    conn.close()
+    assert "USING INDEX decisions_open_windows" in plan
+    assert "TEMP B-TREE" not in plan  # the index also gives the order
+
+
+def test_credit_has_exactly_one_first_across_processes(log: SQLiteDecisionLog, db: Path) -> None:
+    n = 500
+    for i in range(n):
+        log.record_decision(decision(f"d{i}", eligible=(), excluded=(), scores={}))
+    # Two processes, each with four logs (own connections) on threads: eight writers.
+    child = f"""
+        import sys, threading, time
         from pathlib import Path
-        from decisioning import ActionScore, Decision, SQLiteDecisionLog, SQLitePolicyStateStore
+        from decisioning.sqlite_log import SQLiteDecisionLog
+        logs = [SQLiteDecisionLog(Path({str(db)!r})) for _ in range(4)]
+        firsts = []
+        def credit_all(log):
+            while time.time() < float(sys.argv[1]):  # both processes start together
+                time.sleep(0.0005)
+            firsts.extend(i for i in range({n}) if log.credit(f"d{{i}}", 1.0))
+        threads = [threading.Thread(target=credit_all, args=(log,)) for log in logs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(" ".join(map(str, firsts)))
+    """
+    start = str(time.time() + 2.0)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(child), start],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=CHILD_ENV,
+        )
+        for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=120)[0] for child in children]
+    assert [c.returncode for c in children] == [0, 0]
+    firsts = [int(i) for out in outputs for i in out.split()]
+    assert sorted(firsts) == list(range(n))  # each decision's first credit exactly once
+    assert {log.credited_reward(f"d{i}") for i in range(n)} == {8.0}
+
+
+def test_what_was_accepted_survives_a_process_that_dies_without_closing(db: Path) -> None:
+    run_child(
+        f"""
+        import os
+        from pathlib import Path
+        from decisioning.sqlite_log import SQLiteDecisionLog
+        from decisioning.sqlite_state import SQLitePolicyStateStore
+        from log_samples import decision, outcome
         log = SQLiteDecisionLog(Path({str(db)!r}))
         state = SQLitePolicyStateStore(Path({str(db)!r}))
-        log.record_decision(Decision(
-            "d1", "c1", datetime(2024, 5, 1, tzinfo=UTC), ("email",), "email", 1.0,
-            {{"email": ActionScore(0.2, 0.2, 1.0)}}, False, "uniform-random", "1", {{}},
-        ))
-        log.mark_learned("d1")
-        state.put("policy", b"learned")
+        log.record_decision(decision("d1", idempotency_key="req-1"))
+        log.credit("d1", 1.0)
+        log.close_window("d1")
+        log.record_outcome(outcome())
+        state.publish("policy", "w1", b"learned")
         os._exit(0)  # no close, no clean shutdown
         """
     )
-    subprocess.run([sys.executable, "-c", child], check=True, timeout=60)
     log, state = SQLiteDecisionLog(db), SQLitePolicyStateStore(db)
-    assert log.get_decision("d1").action == "email"
-    assert log.mark_learned("d1") is False
-    assert state.get("policy") == b"learned"
+    assert log.find_idempotent("req-1") == decision("d1", idempotency_key="req-1")
+    assert log.credit("d1", 1.0) is False
+    assert log.window_closed("d1") is True
+    assert log.outcomes("d1") == [outcome()]
+    assert state.collect("policy") == {"w1": b"learned"}
     log.close()
     state.close()
 
 
-def test_the_state_store_overwrites_and_persists(tmp_path: Path) -> None:
-    db = tmp_path / "nudge.db"
-    log, state = SQLiteDecisionLog(db), SQLitePolicyStateStore(db)  # one file, two tables
-    assert state.get("policy") is None
-    state.put("policy", b"one")
-    state.put("policy", b"two")
-    state.put("other", bytes(range(256)))
+def test_the_log_and_the_state_share_one_file(db: Path) -> None:
+    log, state = SQLiteDecisionLog(db), SQLitePolicyStateStore(db)
     log.record_decision(decision())
+    state.publish("policy", "w1", bytes(range(256)))
     state.close()
     log.close()
-    reopened = SQLitePolicyStateStore(db)
-    assert reopened.get("policy") == b"two"
-    assert reopened.get("other") == bytes(range(256))
-    reopened.close()
+    tables = {row[0] for row in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert {"decisions", "outcomes", "holdout_changes", "policy_snapshots"} <= tables
+
+
+def test_a_file_with_a_log_in_an_older_layout_is_refused(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE decisions (decision_id TEXT PRIMARY KEY, candidates TEXT)")
+    conn.close()
+    with pytest.raises(
+        Unavailable, match=r"nudge\.db holds a decision log in an older layout; move it away"
+    ):
+        SQLiteDecisionLog(db)
+
+
+JSON_WRITERS = {"json": None, "orjson": _records._optional("orjson")}
+
+
+@pytest.mark.parametrize(
+    "writer", [name for name, lib in JSON_WRITERS.items() if name == "json" or lib]
+)
+def test_what_either_json_library_writes_reads_back_equal(
+    log: SQLiteDecisionLog, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    # orjson writes the JSON columns when it is installed, the json module otherwise.
+    monkeypatch.setattr(_records, "_orjson", JSON_WRITERS[writer])
+    written = decision(idempotency_key="req-1", features={**BASE.features, "huge": 2**70})
+    log.record_decision(written)
+    assert log.get_decision("d1") == written
+
+
+def test_text_that_is_not_valid_unicode_still_reads_back_equal(log: SQLiteDecisionLog) -> None:
+    written = decision(features={"text": "\ud800"}, customer_id="c\u00e9")
+    log.record_decision(written)
+    assert log.get_decision("d1") == written
+
+
+def test_holdout_times_are_stored_in_utc_text(log: SQLiteDecisionLog, db: Path) -> None:
+    log.record_holdout_change(WHEN, 5.0)
+    (at,) = sqlite3.connect(db).execute("SELECT at FROM holdout_changes").fetchone()
+    assert at == "2024-05-01T09:30:15.123456+00:00"
+    assert log.holdout_changes() == [(datetime(2024, 5, 1, 9, 30, 15, 123456, tzinfo=UTC), 5.0)]
