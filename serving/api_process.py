@@ -53,29 +53,12 @@ class ApiProcess:
                 f"port {self.settings.port} on {self.settings.host} is already in use; "
                 "choose another with --port or NUDGE_PORT"
             )
-        command = [
-            sys.executable,
-            "-m",
-            "serving.cli",
-            "serve",
-            "--state-dir",
-            str(self.settings.state_dir),
-            "--host",
-            self.settings.host,
-            "--port",
-            str(self.settings.port),
-            "--policy",
-            self.settings.policy,
-            "--epsilon",
-            str(self.settings.epsilon),
-            "--seed",
-            str(self.settings.seed),
-        ]
+        # Every setting travels as a NUDGE_* variable, so the child runs with exactly these.
+        command = [sys.executable, "-m", "serving.cli", "serve"]
+        env = {**os.environ, **self.settings.as_env()}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
-            )
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_until_healthy()
 
     def _wait_until_healthy(self) -> None:

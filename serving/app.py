@@ -2,51 +2,96 @@
 
 Routes are ``async def`` on purpose: the engine's work is short and CPU-bound,
 and a plain ``def`` route would pay a thread-pool hop per request (PERFORMANCE.md).
+A background task shares what this worker learned with the others and closes
+attribution windows every ``sync_interval`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from decisioning import Decision
+from decisioning import CandidateMessage, Decision, DecisionRequest
+from decisioning.contact_store import ContactStore
+from decisioning.slots import load_zone
+from features import InvalidRequest
 from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers
 from serving.metrics import ApiMetrics
 from serving.schemas import (
+    ActionBody,
+    CancelResponse,
     CandidateScore,
+    ChannelContactState,
+    ContactProfileResponse,
+    ContactUpdate,
     DecideRequest,
     DecideResponse,
+    ExclusionBody,
     HealthResponse,
     OutcomeRequest,
     OutcomeResponse,
+    SendCheckResponse,
 )
 from serving.settings import Settings
 from serving.wiring import Runtime, build_runtime
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "to_response"]
+
+_log = logging.getLogger("nudge.api")
 
 
-def _to_response(decision: Decision) -> DecideResponse:
+def to_response(decision: Decision) -> DecideResponse:
+    """A logged decision as the API shows it: the choice and its whole explanation."""
+    action = decision.action
     return DecideResponse(
         decision_id=decision.decision_id,
         customer_id=decision.customer_id,
-        action=decision.action,
+        journey=decision.journey,
+        step=decision.step,
+        group=decision.group,
+        action=ActionBody(
+            key=action.key,
+            message=action.message,
+            channel=action.channel,
+            slot=action.slot,
+            send_at=action.send_at,
+            transactional=action.transactional,
+        ),
         propensity=decision.propensity,
+        propensity_error=decision.propensity_error,
         explored=decision.explored,
         policy_version=decision.policy_version,
         model_version=decision.model_version,
         decided_at=decision.decided_at,
+        attribution_closes_at=decision.attribution_closes_at,
+        time_zone=decision.time_zone,
+        eligible=[a.key for a in decision.eligible],
         scores={
-            action: CandidateScore(prior=s.prior, mean=s.mean, probability=s.probability)
-            for action, s in decision.scores.items()
+            key: CandidateScore(
+                prior=s.prior, mean=s.mean, uncertainty=s.uncertainty, probability=s.probability
+            )
+            for key, s in decision.scores.items()
         },
+        excluded=[
+            ExclusionBody(action=e.action, rule=e.rule, detail=e.detail) for e in decision.excluded
+        ],
         missing_features=list(decision.missing_features),
     )
+
+
+def _json(model: DecideResponse) -> Response:
+    # Serialised here: returning the model would make FastAPI validate it a
+    # second time against response_model, on the hot path.
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def create_app(
@@ -56,20 +101,33 @@ def create_app(
     """Build the API; the backends are wired at start-up from ``settings``."""
     metrics = ApiMetrics()
 
+    async def keep_in_sync(runtime: Runtime) -> None:
+        while True:
+            await asyncio.sleep(settings.sync_interval)
+            try:
+                runtime.engine.sync()
+                runtime.engine.finalise_due()
+            except Exception:  # a store hiccup must not end the loop for good
+                _log.exception("sharing policy state or closing windows failed; retrying")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = runtime_factory(settings)
         app.state.runtime = runtime
         metrics.model_info.labels(name=runtime.model_name, version=runtime.model_version).set(1)
+        syncing = asyncio.create_task(keep_in_sync(runtime))
         try:
             yield
         finally:
+            syncing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await syncing
             runtime.close()
 
     app = FastAPI(
         title="Nudge decision API",
-        version="0.1.0",
-        summary="Whether to contact a customer, with which message — and learning from outcomes.",
+        version="0.2.0",
+        summary="Whether to contact a customer, with which message, on which channel, and when.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
@@ -81,29 +139,73 @@ def create_app(
 
     @app.post("/v1/decide", response_model=DecideResponse, tags=["decisions"])
     async def decide(body: DecideRequest, request: Request) -> Response:
-        """Choose one action for one customer, log it with its propensity, and return why."""
+        """Choose message × channel × send time (or no send) under the contact policy, and log it.
+
+        The response explains the choice: every eligible candidate's score and
+        probability, every excluded candidate with its rule, and the versions.
+        """
         started = time.perf_counter()
         decision = runtime_of(request).engine.decide(
-            body.customer_id, candidates=body.candidates, context=body.context
+            DecisionRequest(
+                customer_id=body.customer_id,
+                candidates=[
+                    CandidateMessage(c.message, None if c.channels is None else tuple(c.channels))
+                    for c in body.candidates
+                ],
+                journey=body.journey,
+                step=body.step,
+                allow_no_send=body.allow_no_send,
+                slots=body.slots,
+                time_zone=body.time_zone,
+                context=body.context,
+                idempotency_key=body.idempotency_key,
+            )
         )
         metrics.decision_latency.observe(time.perf_counter() - started)
-        metrics.decisions.labels(
-            action=decision.action, explored=str(decision.explored).lower()
-        ).inc()
-        for feature in decision.missing_features:
-            metrics.missing_features.labels(feature=feature).inc()
-        # Serialised here: returning the model would make FastAPI validate it a
-        # second time against response_model, on the hot path.
-        return Response(_to_response(decision).model_dump_json(), media_type="application/json")
+        metrics.observe_decision(decision)
+        return _json(to_response(decision))
+
+    @app.get("/v1/decisions/{decision_id}", response_model=DecideResponse, tags=["decisions"])
+    async def get_decision(decision_id: str, request: Request) -> Response:
+        """A logged decision with its explanation."""
+        return _json(to_response(runtime_of(request).engine.log.get_decision(decision_id)))
+
+    @app.post(
+        "/v1/decisions/{decision_id}/send-check",
+        response_model=SendCheckResponse,
+        tags=["decisions"],
+    )
+    async def send_check(decision_id: str, request: Request) -> SendCheckResponse:
+        """Just before sending: is this send still allowed (consent, suppression, quiet hours)?"""
+        check = runtime_of(request).engine.check_send(decision_id)
+        if check.exclusion is None:
+            return SendCheckResponse(decision_id=decision_id, allowed=True)
+        metrics.send_blocked.labels(rule=check.exclusion.rule).inc()
+        return SendCheckResponse(
+            decision_id=decision_id,
+            allowed=False,
+            rule=check.exclusion.rule,
+            detail=check.exclusion.detail,
+        )
+
+    @app.post(
+        "/v1/decisions/{decision_id}/cancel", response_model=CancelResponse, tags=["decisions"]
+    )
+    async def cancel(decision_id: str, request: Request) -> CancelResponse:
+        """The decision was not carried out (e.g. the customer converted before send_at).
+
+        Frees its contact-cap reservation; the policy learns nothing from it.
+        """
+        cancelled = runtime_of(request).engine.cancel(decision_id)
+        return CancelResponse(decision_id=decision_id, cancelled=cancelled)
 
     @app.post("/v1/outcomes", response_model=OutcomeResponse, status_code=202, tags=["decisions"])
     async def outcomes(body: OutcomeRequest, request: Request) -> OutcomeResponse:
         """Record what happened after a decision; the same outcome posted twice counts once."""
         receipt = runtime_of(request).engine.record_outcome(
             body.decision_id,
-            occurred_at=body.occurred_at,
-            reward=body.reward,
             event=body.event,
+            occurred_at=body.occurred_at,
             value=body.value,
             outcome_id=body.outcome_id,
         )
@@ -114,8 +216,48 @@ def create_app(
             outcome_id=receipt.outcome.outcome_id,
             decision_id=receipt.outcome.decision_id,
             new=receipt.new,
+            credited=receipt.credited,
             learned=receipt.learned,
         )
+
+    @app.put(
+        "/v1/customers/{customer_id}/contact",
+        response_model=ContactProfileResponse,
+        tags=["contact policy"],
+    )
+    async def update_contact(
+        customer_id: str, body: ContactUpdate, request: Request
+    ) -> ContactProfileResponse:
+        """Change consent, reachability, suppression or time zone; effective for the next decision
+        and for every send not yet made."""
+        engine = runtime_of(request).engine
+        known = engine.config.channels
+        for channel in body.channels:
+            if channel not in known:
+                raise InvalidRequest(f"channels.{channel}", f"must be one of {sorted(known)}")
+        if body.time_zone is not None:
+            load_zone(body.time_zone, "time_zone")
+        at = body.at or datetime.now(UTC)
+        contacts = engine.contacts
+        for channel, change in body.channels.items():
+            if change.consent is not None:
+                contacts.set_consent(customer_id, channel, change.consent == "opted_in", at)
+            if change.reachable is not None:
+                contacts.set_reachable(customer_id, channel, change.reachable)
+            if change.suppressed is not None:
+                contacts.suppress(customer_id, channel, change.suppressed, at)
+        if body.time_zone is not None:
+            contacts.set_time_zone(customer_id, body.time_zone)
+        return _profile(engine.contacts, customer_id, known)
+
+    @app.get(
+        "/v1/customers/{customer_id}/contact",
+        response_model=ContactProfileResponse,
+        tags=["contact policy"],
+    )
+    async def get_contact(customer_id: str, request: Request) -> ContactProfileResponse:
+        engine = runtime_of(request).engine
+        return _profile(engine.contacts, customer_id, engine.config.channels)
 
     @app.get("/healthz", response_model=HealthResponse, tags=["operations"])
     async def healthz(request: Request) -> HealthResponse:
@@ -126,6 +268,8 @@ def create_app(
             model_version=runtime.model_version,
             policy_version=runtime.engine.policy.version,
             decisions_logged=runtime.engine.log.count_decisions(),
+            worker_id=runtime.engine.worker_id,
+            storage=settings.storage,
         )
 
     @app.get("/metrics", tags=["operations"])
@@ -133,3 +277,21 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _profile(
+    contacts: ContactStore, customer_id: str, channels: Mapping[str, object]
+) -> ContactProfileResponse:
+    profile = contacts.profile(customer_id)
+    names = sorted(set(profile.channels) | set(channels))
+    states = {name: profile.channel(name) for name in names}
+    return ContactProfileResponse(
+        customer_id=customer_id,
+        time_zone=profile.time_zone,
+        channels={
+            name: ChannelContactState(
+                consent=state.consent, suppressed=state.suppressed, reachable=state.reachable
+            )
+            for name, state in states.items()
+        },
+    )

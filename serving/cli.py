@@ -33,8 +33,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _add_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    parser.add_argument("--policy", choices=["epsilon_greedy", "uniform"])
-    parser.add_argument("--epsilon", type=float, help="exploration rate in [0, 1]")
+    parser.add_argument("--policy", choices=["linear_ts", "epsilon_greedy", "uniform"])
+    parser.add_argument("--epsilon", type=float, help="epsilon_greedy's exploration rate")
+    parser.add_argument("--workers", type=int, help="API worker processes (default 1)")
+    parser.add_argument(
+        "--storage",
+        choices=["embedded", "scale"],
+        help="embedded SQLite (default) or scale mode (Redis + Postgres)",
+    )
+    parser.add_argument("--decision-config", type=Path, help="decision configuration YAML")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
-    names = ("state_dir", "reports_dir", "host", "port", "policy", "epsilon", "seed")
+    names = (
+        "state_dir",
+        "reports_dir",
+        "host",
+        "port",
+        "policy",
+        "epsilon",
+        "seed",
+        "workers",
+        "storage",
+        "decision_config",
+    )
     overrides: dict[str, Any] = {
         name: getattr(args, name) for name in names if getattr(args, name, None) is not None
     }
@@ -91,9 +109,24 @@ def _serve(settings: Settings) -> None:
     # Wire the backends before the server starts, so a missing model or feature
     # store is one clear error here rather than a traceback from inside uvicorn.
     runtime = build_runtime(settings)
-    print(f"Nudge decision API on http://{settings.host}:{settings.port} (docs at /docs)")
-    app = create_app(settings, runtime_factory=lambda _: runtime)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    where = f"http://{settings.host}:{settings.port}"
+    if settings.workers == 1:
+        print(f"Nudge decision API on {where} (docs at /docs)")
+        app = create_app(settings, runtime_factory=lambda _: runtime)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        return
+    runtime.close()
+    # Each worker is a fresh process that rebuilds its settings from NUDGE_* variables.
+    os.environ.update(settings.as_env())
+    print(f"Nudge decision API on {where} with {settings.workers} workers (docs at /docs)")
+    uvicorn.run(
+        "serving.asgi:create_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="warning",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,8 +33,20 @@ async def _handle_nudge_error(request: Request, error: Exception) -> JSONRespons
     detail: dict[str, object] = {"msg": _printable(str(error)), "type": type(error).__name__}
     if isinstance(error, InvalidRequest):
         # Same shape as FastAPI's own 422s, so clients parse one format.
-        detail["loc"] = ["body", *error.field.split(".")]
+        detail["loc"] = ["body", *_location(error.field)]
     return JSONResponse(status_code=status, content={"detail": [detail]})
+
+
+def _location(field: str) -> list[str | int]:
+    """``candidates[0].channels[1]`` as FastAPI writes locations: candidates, 0, channels, 1.
+
+    >>> _location("candidates[0].channels[1]")
+    ['candidates', 0, 'channels', 1]
+    """
+    parts: list[str | int] = []
+    for part in re.sub(r"\[(\d+)\]", r".\1", field).split("."):
+        parts.append(int(part) if part.isdigit() else part)
+    return parts
 
 
 def _printable(text: str) -> str:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
 
+from decisioning.types import Decision
+
 __all__ = ["ApiMetrics"]
 
 # Decision latency buckets around the 1-10 ms objective.
@@ -29,9 +31,8 @@ class ApiMetrics:
     """The counters the API updates.
 
     >>> m = ApiMetrics()
-    >>> m.decisions.labels(action="mens_email", explored="false").inc()
-    >>> m.registry.get_sample_value(
-    ...     "nudge_decisions_total", {"action": "mens_email", "explored": "false"})
+    >>> m.exclusions.labels(rule="quiet_hours").inc()
+    >>> m.registry.get_sample_value("nudge_exclusions_total", {"rule": "quiet_hours"})
     1.0
     """
 
@@ -41,8 +42,20 @@ class ApiMetrics:
         _keep_values_in_process()
         self.decisions = Counter(
             "nudge_decisions",
-            "Decisions made, by chosen action and whether the policy explored.",
-            ["action", "explored"],
+            "Decisions made, by group (policy, explore, holdout), message, channel and slot.",
+            ["group", "message", "channel", "slot"],
+            registry=self.registry,
+        )
+        self.exclusions = Counter(
+            "nudge_exclusions",
+            "Candidates the contact policy excluded, by rule.",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.send_blocked = Counter(
+            "nudge_sends_blocked",
+            "Scheduled sends stopped by the re-check just before sending, by rule.",
+            ["rule"],
             registry=self.registry,
         )
         self.decision_latency = Histogram(
@@ -81,3 +94,20 @@ class ApiMetrics:
             ["name", "version"],
             registry=self.registry,
         )
+
+    def observe_decision(self, decision: Decision) -> None:
+        """Count one decision by its parts, its exclusions by rule, and its missing features."""
+        action = decision.action
+        self.decisions.labels(
+            group=decision.group,
+            message=action.message or "none",
+            channel=action.channel or "none",
+            # An explicit ISO send time would make a label value per request.
+            slot="none"
+            if action.slot is None
+            else ("explicit" if "T" in action.slot else action.slot),
+        ).inc()
+        for exclusion in decision.excluded:
+            self.exclusions.labels(rule=exclusion.rule).inc()
+        for feature in decision.missing_features:
+            self.missing_features.labels(feature=feature).inc()

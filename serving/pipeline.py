@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import pandas as pd
 
+from decisioning.config import DEFAULT_CONFIG, load_decision_config
+from decisioning.contact_store import ChannelState, ContactProfile
 from features import (
     ARMS,
     PROFILE_FEATURES,
@@ -27,6 +30,7 @@ from serving.api_process import ApiProcess, port_in_use
 from serving.progress import Steps
 from serving.replay import ReplayResult, replay
 from serving.settings import Settings
+from serving.wiring import open_stores
 from training import (
     ModelRegistry,
     PropensityTrainingResult,
@@ -36,6 +40,8 @@ from training import (
     render_report,
     train_propensity,
 )
+
+HILLSTROM_DECISIONS = Path(__file__).with_name("hillstrom_decisions.yaml")
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -59,6 +65,18 @@ def _training_entities(log: HillstromLog) -> pd.DataFrame:
     return entities.rename(columns={"decided_at": "event_timestamp"})
 
 
+def _load_contacts(settings: Settings, customer_ids: pd.Series) -> int:
+    """Everyone in the experiment was on the mailing list: opted in and reachable by e-mail."""
+    email = ChannelState(consent="opted_in", reachable=True)
+    stores = open_stores(settings)
+    try:
+        return stores.contacts.load_profiles(
+            ContactProfile(str(customer_id), {"email": email}) for customer_id in customer_ids
+        )
+    finally:
+        stores.close()
+
+
 def _policy_values(
     trained: PropensityTrainingResult, replayed: ReplayResult
 ) -> dict[str, dict[str, Any]]:
@@ -66,6 +84,7 @@ def _policy_values(
     greedy = trained.model.predict_frame(test[list(PROFILE_FEATURES)]).idxmax(axis=1)
     values = {
         "nudge_replay": replayed.value(),
+        "holdout_replay": mean_with_ci(replayed.holdout_rewards),
         "nudge_ips": ips_value(
             test["arm"].to_numpy(),
             test["visit"].to_numpy(dtype=float),
@@ -101,6 +120,8 @@ def run_demo(
 ) -> DemoResult:
     """Run the main job end to end and write ``demo_summary.json`` and ``uplift.html``."""
     out = out if out is not None else sys.stdout
+    if settings.decision_config == DEFAULT_CONFIG:
+        settings = settings.model_copy(update={"decision_config": HILLSTROM_DECISIONS})
     if port_in_use(settings.host, settings.port):
         # Found out now rather than after a minute of ingest and training.
         raise Unavailable(
@@ -118,6 +139,8 @@ def run_demo(
             f"{len(log.decisions):,} customers, {len(log.profiles):,} profile snapshots, "
             f"{int(log.outcomes['visit'].sum()):,} visits → {settings.events_dir}"
         )
+        loaded = _load_contacts(settings, log.decisions["customer_id"])
+        steps.note(f"contact store: {loaded:,} customers opted in to e-mail")
 
     with steps.step("features", "Features: feast apply, materialize, point-in-time training set"):
         repo = FeatureRepo(settings.state_dir)
@@ -151,6 +174,10 @@ def run_demo(
             )
         with steps.step("replay", "Replay: held-out customers through POST /v1/decide"):
             replayed = replay(api.client, trained.test, progress=progress)
+            # The last attribution windows close a few seconds after the last
+            # decision; the server finalises their zero rewards once they have.
+            window = load_decision_config(settings.decision_config).reward_for("hillstrom")
+            time.sleep(window.attribution_window.total_seconds() + 2 * settings.sync_interval)
             steps.note(
                 f"{replayed.decisions:,} decisions, {replayed.matched:,} matched the logged arm "
                 f"and were posted to /v1/outcomes; explored {replayed.explored:,} times"
@@ -187,6 +214,7 @@ def run_demo(
                 "decisions": replayed.decisions,
                 "matched": replayed.matched,
                 "explored": replayed.explored,
+                "groups": dict(sorted(replayed.groups.items())),
                 "chosen": dict(sorted(replayed.chosen.items())),
             },
             "timings_s": steps.timings_s,

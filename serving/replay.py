@@ -1,10 +1,16 @@
 """Replay logged, randomised decisions through the live API (Li et al., 2011).
 
-Each held-out customer is sent to ``POST /v1/decide`` in time order. When the
-policy picks the arm the customer really received, the logged outcome is posted
-back as the reward, and only those matches count toward the policy's value.
-Because the logged arms were assigned uniformly at random, the matched rewards
-are an unbiased sample of the policy's own value.
+Each held-out customer is sent to ``POST /v1/decide`` in time order, offered
+both e-mails. When the decision matches the arm the customer really received
+(mens, womens, or no send for no_email), a visit is posted back as an outcome
+and a non-visit earns zero when the attribution window closes; only matches
+count toward the policy's value. Because the logged arms were assigned
+uniformly at random, the matched rewards are an unbiased sample of the
+policy's own value. A decision that does not match is cancelled: what would
+have happened is unknown, so the policy must not learn from it.
+
+Holdout decisions are counted apart: the policy's value is that of the
+decisions it made (its own and its exploration slice).
 """
 
 from __future__ import annotations
@@ -26,11 +32,21 @@ __all__ = ["ReplayResult", "replay"]
 REQUIRED_COLUMNS = ("customer_id", "event_timestamp", "arm", "visit")
 
 
+ARM_BY_ACTION = {
+    "mens/email/now": "mens_email",
+    "womens/email/now": "womens_email",
+    "no_send": "no_email",
+}
+CANDIDATES = [{"message": "mens"}, {"message": "womens"}]
+
+
 @dataclass
 class ReplayResult:
     decisions: int
     rewards: list[float] = field(default_factory=list)
+    holdout_rewards: list[float] = field(default_factory=list)
     chosen: Counter[str] = field(default_factory=Counter)
+    groups: Counter[str] = field(default_factory=Counter)
     explored: int = 0
 
     @property
@@ -68,22 +84,37 @@ def replay(client: JsonClient, logged: pd.DataFrame, *, progress: bool = True) -
         mininterval=interval,
     )
     for customer_id, logged_arm, visit in bar:
-        decision = _post(client, "/v1/decide", {"customer_id": str(customer_id)})
-        action = str(decision["action"])
-        result.chosen[action] += 1
-        result.explored += bool(decision["explored"])
-        if action != logged_arm:
-            continue
-        reward = float(visit)
-        _post(
+        decision = _post(
             client,
-            "/v1/outcomes",
+            "/v1/decide",
             {
-                "decision_id": decision["decision_id"],
-                "event": "visit",
-                "value": reward,
-                "occurred_at": datetime.now(UTC).isoformat(),
+                "customer_id": str(customer_id),
+                "journey": "hillstrom",
+                "step": "campaign",
+                "candidates": CANDIDATES,
+                "idempotency_key": f"hillstrom-replay-{customer_id}",
             },
         )
-        result.rewards.append(reward)
+        action = decision["action"]
+        assert isinstance(action, dict)
+        arm = ARM_BY_ACTION[str(action["key"])]
+        group = str(decision["group"])
+        result.chosen[arm] += 1
+        result.groups[group] += 1
+        result.explored += bool(decision["explored"])
+        decision_id = str(decision["decision_id"])
+        if arm != logged_arm:
+            _post(client, f"/v1/decisions/{decision_id}/cancel", {})
+            continue
+        if visit:
+            _post(
+                client,
+                "/v1/outcomes",
+                {
+                    "decision_id": decision_id,
+                    "event": "visit",
+                    "occurred_at": datetime.now(UTC).isoformat(),
+                },
+            )
+        (result.holdout_rewards if group == "holdout" else result.rewards).append(float(visit))
     return result

@@ -1,7 +1,10 @@
 """Builds the backends that ``settings`` names and hands them to the decision engine.
 
-This is the only place that knows which concrete store, model registry and
+This is the only place that knows which concrete stores, model registry and
 policy a process runs with; everything below receives them through protocols.
+Embedded mode keeps everything in SQLite files under ``state_dir``; scale mode
+keeps the policy state and contact counters in Redis and the decision log in
+Postgres, so several worker processes (or machines) share them.
 """
 
 from __future__ import annotations
@@ -11,17 +14,20 @@ from dataclasses import dataclass, field
 
 from decisioning import (
     DecisionEngine,
+    DecisionLog,
     EpsilonGreedy,
+    LinearThompson,
     Policy,
-    SQLiteDecisionLog,
-    SQLitePolicyStateStore,
+    PolicyStateStore,
     UniformRandom,
+    load_decision_config,
 )
+from decisioning.contact_store import ContactStore
 from features import FeatureRepo, Unavailable
 from serving.settings import Settings
 from training import ModelRegistry
 
-__all__ = ["Runtime", "build_policy", "build_runtime", "policy_state_key"]
+__all__ = ["Runtime", "Stores", "build_policy", "build_runtime", "open_stores", "policy_state_key"]
 
 
 @dataclass
@@ -38,30 +44,76 @@ class Runtime:
             close()
 
 
+@dataclass
+class Stores:
+    log: DecisionLog
+    state: PolicyStateStore
+    contacts: ContactStore
+
+    def close(self) -> None:
+        self.contacts.close()
+        self.state.close()
+        self.log.close()
+
+
 def build_policy(settings: Settings) -> Policy:
     """The policy named by ``settings.policy``, with its parameters and seed."""
     if settings.policy == "uniform":
         return UniformRandom(seed=settings.seed)
-    return EpsilonGreedy(
-        epsilon=settings.epsilon, learning_rate=settings.learning_rate, seed=settings.seed
-    )
+    if settings.policy == "epsilon_greedy":
+        return EpsilonGreedy(
+            epsilon=settings.epsilon, learning_rate=settings.learning_rate, seed=settings.seed
+        )
+    return LinearThompson(prior_precision=settings.prior_precision, seed=settings.seed)
 
 
 def policy_state_key(settings: Settings, model_name: str, model_version: str) -> str:
     """Where a policy's learned state is kept.
 
-    What the policy learns is a correction of one model's priors under one set of
+    What the policy learns is tied to one model's priors under one set of
     parameters, so each (policy, parameters, model version) keeps its own state: a
     new champion, or a different exploration rate, starts from the priors, and the
     earlier state stays stored for when it comes back.
 
-    >>> policy_state_key(Settings(epsilon=0.2), "nudge-propensity", "3")
+    >>> policy_state_key(Settings(policy="epsilon_greedy", epsilon=0.2), "nudge-propensity", "3")
     'policy/epsilon_greedy(epsilon=0.2,learning_rate=0.05)/nudge-propensity/v3'
     """
     policy: str = settings.policy
     if policy == "epsilon_greedy":
         policy += f"(epsilon={settings.epsilon},learning_rate={settings.learning_rate})"
+    elif policy == "linear_ts":
+        policy += f"(prior_precision={settings.prior_precision})"
     return f"policy/{policy}/{model_name}/v{model_version}"
+
+
+def open_stores(settings: Settings) -> Stores:
+    """The decision log, policy state and contact stores of ``settings.storage``."""
+    if settings.storage == "scale":
+        import redis
+
+        from decisioning.postgres_log import PostgresDecisionLog
+        from decisioning.redis_contact import RedisContactStore
+        from decisioning.redis_state import RedisPolicyStateStore
+
+        client = redis.Redis.from_url(settings.redis_url)
+        try:
+            client.ping()
+        except redis.RedisError as err:
+            raise Unavailable(f"Redis at {settings.redis_url} is not reachable: {err}") from err
+        return Stores(
+            log=PostgresDecisionLog(settings.postgres_dsn, schema=settings.key_prefix),
+            state=RedisPolicyStateStore(client, prefix=settings.key_prefix),
+            contacts=RedisContactStore(client, prefix=settings.key_prefix),
+        )
+    from decisioning.sqlite_contact import SQLiteContactStore
+    from decisioning.sqlite_log import SQLiteDecisionLog
+    from decisioning.sqlite_state import SQLitePolicyStateStore
+
+    return Stores(
+        log=SQLiteDecisionLog(settings.decision_db),
+        state=SQLitePolicyStateStore(settings.decision_db),
+        contacts=SQLiteContactStore(settings.contact_db),
+    )
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -70,24 +122,31 @@ def build_runtime(settings: Settings) -> Runtime:
     if not registry_db.exists():
         # Checked first: opening MLflow's store would create an empty one as a side effect.
         raise Unavailable(f"no model registry at {registry_db}")
+    config = load_decision_config(settings.decision_config)
     loaded = ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).load(
         settings.model_name, settings.model_alias
     )
     online = FeatureRepo(settings.state_dir).online()
-    log = SQLiteDecisionLog(settings.decision_db)
-    state = SQLitePolicyStateStore(settings.decision_db)
-    engine = DecisionEngine(
-        features=online,
-        model=loaded.model,
-        model_version=loaded.version,
-        policy=build_policy(settings),
-        log=log,
-        state=state,
-        state_key=policy_state_key(settings, loaded.name, loaded.version),
-    )
+    stores = open_stores(settings)
+    try:
+        engine = DecisionEngine(
+            config=config,
+            features=online,
+            model=loaded.model,
+            model_version=loaded.version,
+            policy=build_policy(settings),
+            log=stores.log,
+            state=stores.state,
+            contacts=stores.contacts,
+            state_key=policy_state_key(settings, loaded.name, loaded.version),
+            seed=settings.seed,
+        )
+    except BaseException:
+        stores.close()
+        raise
     return Runtime(
         engine=engine,
         model_name=loaded.name,
         model_version=loaded.version,
-        closers=[log.close, state.close],
+        closers=[stores.close, engine.close],
     )

@@ -52,15 +52,45 @@ def test_every_logged_decision_is_valid_bandit_feedback(demo_run: DemoRun) -> No
     log = SQLiteDecisionLog(demo_run.settings.decision_db)
     try:
         decisions = list(log.iter_decisions())
+        credited = {d.decision_id: log.credited_reward(d.decision_id) for d in decisions}
+        cancelled = {
+            d.decision_id
+            for d in decisions
+            if any(o.event == "cancelled" for o in log.outcomes(d.decision_id))
+        }
     finally:
         log.close()
     assert len(decisions) == demo_run.result.summary["replay"]["decisions"]
+    groups = {d.group for d in decisions}
+    assert groups == {"policy", "explore", "holdout"}
     for decision in decisions:
         assert 0.0 < decision.propensity <= 1.0
         total = sum(score.probability for score in decision.scores.values())
         assert math.isclose(total, 1.0, abs_tol=1e-9)
-        assert decision.propensity == decision.scores[decision.action].probability
-        assert set(decision.scores) == set(decision.candidates)
+        assert decision.propensity == decision.scores[decision.action.key].probability
+        assert set(decision.scores) == {a.key for a in decision.eligible}
+        if decision.group == "holdout":
+            assert (decision.action.key, decision.propensity) == ("no_send", 1.0)
+        else:
+            assert {a.key for a in decision.eligible} == {
+                "mens/email/now",
+                "womens/email/now",
+                "no_send",
+            }
+            # The 5 % uniform slice alone gives each of the three at least 0.05 / 3.
+            assert decision.propensity >= 0.05 / 3 - 1e-12
+    # Decisions that did not match the logged arm were cancelled and teach nothing.
+    assert cancelled
+    assert all(credited[d] is None for d in cancelled)
+    # Windows that closed with no visit were finalised as zero rewards.
+    assert any(reward == 0.0 for reward in credited.values())
+    assert any(reward == 1.0 for reward in credited.values())
+
+
+def test_replay_value_is_not_below_the_best_fixed_arms_lower_bound(demo_run: DemoRun) -> None:
+    values = demo_run.result.summary["policy_value"]
+    best = max(("mens_email", "womens_email", "no_email"), key=lambda a: values[a]["mean"])
+    assert values["nudge_replay"]["mean"] >= values[best]["ci95"][0]
 
 
 def test_mlflow_champion_alias_resolves_to_the_logged_version(demo_run: DemoRun) -> None:

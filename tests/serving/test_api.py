@@ -1,4 +1,4 @@
-"""The HTTP API over a demo run's real state: Feast online store, MLflow champion, SQLite log."""
+"""The HTTP API over a demo run's real state: Feast online store, MLflow champion, SQLite stores."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import math
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import yaml
 from demo_support import DemoRun
 from fastapi.testclient import TestClient
 
@@ -15,13 +17,39 @@ from features import PROFILE_FEATURES
 from serving.app import create_app
 from serving.settings import Settings
 
+# No quiet hours, so that what is eligible does not depend on when the tests run.
+API_CONFIG = {
+    "channels": {"email": {"cost": 0.0}, "sms": {"cost": 0.05}},
+    "messages": {
+        "mens": {"channels": ["email", "sms"], "model_arm": "mens_email"},
+        "womens": {"channels": ["email"], "model_arm": "womens_email"},
+    },
+    "control_arm": "no_email",
+    "slots": ["now", "+1h"],
+    "default_time_zone": "America/New_York",
+    "caps": [{"channel": "email", "limit": 1, "window": "1d"}],
+    "holdout": {"percent": 0, "salt": "api-tests"},
+    "exploration": 0.1,
+    "rewards": {
+        "default": {
+            "attribution_window": "72h",
+            "conversions": {"visit": 1.0},
+            "penalties": {"unsubscribe": 2.0},
+        }
+    },
+}
+MENS_AND_WOMENS = [{"message": "mens"}, {"message": "womens"}]
+
 
 @pytest.fixture(scope="module")
 def api_settings(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A copy of the demo's state, so these tests leave the demo's own evidence untouched."""
-    state_dir = tmp_path_factory.mktemp("api") / "state"
+    root = tmp_path_factory.mktemp("api")
+    state_dir = root / "state"
     shutil.copytree(demo_run.settings.state_dir, state_dir)
-    return demo_run.settings.model_copy(update={"state_dir": state_dir})
+    config = root / "decisions.yaml"
+    config.write_text(yaml.safe_dump(API_CONFIG), encoding="utf-8")
+    return demo_run.settings.model_copy(update={"state_dir": state_dir, "decision_config": config})
 
 
 @pytest.fixture
@@ -30,62 +58,138 @@ def client(api_settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def known_customer(demo_run: DemoRun) -> str:
+def known_customers(demo_run: DemoRun) -> list[str]:
     from features import EventLog
 
     decisions = EventLog(demo_run.settings.events_dir).read("decisions")
-    return str(decisions["customer_id"].iloc[0])
+    return [str(c) for c in decisions["customer_id"]]
 
 
-def test_decide_returns_an_action_with_its_exact_propensity(
+def known_customer(demo_run: DemoRun, index: int = 0) -> str:
+    return known_customers(demo_run)[index]
+
+
+def decide(client: TestClient, customer_id: str, **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {"customer_id": customer_id, "candidates": MENS_AND_WOMENS}
+    body.update(extra)
+    response = client.post("/v1/decide", json=body)
+    assert response.status_code == 200, response.text
+    payload: dict[str, object] = response.json()
+    return payload
+
+
+def test_decide_returns_a_joint_action_with_its_probability_and_explanation(
     client: TestClient, demo_run: DemoRun
 ) -> None:
-    response = client.post("/v1/decide", json={"customer_id": known_customer(demo_run)})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["action"] in {"mens_email", "womens_email", "no_email"}
-    assert body["propensity"] == body["scores"][body["action"]]["probability"]
-    assert math.isclose(sum(s["probability"] for s in body["scores"].values()), 1.0)
+    body = decide(client, known_customer(demo_run), journey="spring", step="first")
+    action = body["action"]
+    assert isinstance(action, dict)
+    eligible = body["eligible"]
+    assert isinstance(eligible, list)
+    assert set(eligible) == {
+        "mens/email/now",
+        "mens/email/+1h",
+        "womens/email/now",
+        "womens/email/+1h",
+        "no_send",
+    }
+    assert action["key"] in eligible
+    scores = body["scores"]
+    assert isinstance(scores, dict)
+    assert body["propensity"] == scores[action["key"]]["probability"]
+    assert math.isclose(sum(s["probability"] for s in scores.values()), 1.0, abs_tol=1e-9)
+    # SMS is in the catalogue, but nobody in the demo consented to it.
+    excluded = body["excluded"]
+    assert isinstance(excluded, list)
+    assert {e["action"]: e["rule"] for e in excluded} == {
+        "mens/sms/now": "consent",
+        "mens/sms/+1h": "consent",
+    }
     assert body["model_version"] == str(demo_run.result.summary["model"]["version"])
     assert body["missing_features"] == []
-    for score in body["scores"].values():
-        assert 0.0 < score["prior"] < 1.0
+    assert (body["journey"], body["step"], body["time_zone"]) == (
+        "spring",
+        "first",
+        "America/New_York",
+    )
+    logged = client.get(f"/v1/decisions/{body['decision_id']}")
+    assert logged.json() == body
 
 
-def test_unknown_customer_gets_a_decision_and_is_told_what_was_missing(client: TestClient) -> None:
-    response = client.post("/v1/decide", json={"customer_id": "nobody-we-know"})
-    assert response.status_code == 200, response.text
-    assert sorted(response.json()["missing_features"]) == sorted(PROFILE_FEATURES)
+def test_priors_come_from_the_champion_model(client: TestClient, demo_run: DemoRun) -> None:
+    body = decide(client, known_customer(demo_run, 7))
+    scores = body["scores"]
+    assert isinstance(scores, dict)
+    for key, score in scores.items():
+        assert 0.0 < score["prior"] < 1.0, key
+        assert score["uncertainty"] > 0.0
+    assert scores["mens/email/now"]["prior"] == scores["mens/email/+1h"]["prior"]
+
+
+def test_the_email_cap_holds_across_requests(client: TestClient, demo_run: DemoRun) -> None:
+    customer = known_customer(demo_run, 1)
+    first = decide(client, customer, allow_no_send=False)
+    assert isinstance(first["action"], dict)
+    assert first["action"]["channel"] == "email"
+    response = client.post(
+        "/v1/decide",
+        json={"customer_id": customer, "candidates": MENS_AND_WOMENS, "allow_no_send": False},
+    )
+    assert response.status_code == 409
+    assert "frequency_cap" in response.text
+    second = decide(client, customer)
+    assert second["eligible"] == ["no_send"]
+    excluded = second["excluded"]
+    assert isinstance(excluded, list)
+    assert {e["rule"] for e in excluded} == {"frequency_cap", "consent"}
+
+
+def test_unknown_customers_are_not_contacted(client: TestClient) -> None:
+    body = decide(client, "nobody-we-know")
+    assert sorted(body["missing_features"]) == sorted(PROFILE_FEATURES)  # type: ignore[type-var]
+    assert body["eligible"] == ["no_send"]
 
 
 def test_context_fills_in_what_the_store_lacks(client: TestClient) -> None:
     context = {"recency": 1, "history": 500.0, "mens": 1, "womens": 0}
-    response = client.post("/v1/decide", json={"customer_id": "new-visitor", "context": context})
-    assert response.status_code == 200
-    assert sorted(response.json()["missing_features"]) == ["channel", "newbie", "zip_code"]
+    body = decide(client, "new-visitor", context=context)
+    assert sorted(body["missing_features"]) == ["channel", "newbie", "zip_code"]  # type: ignore[type-var]
 
 
-def test_candidates_restrict_the_choice(client: TestClient, demo_run: DemoRun) -> None:
-    customer = known_customer(demo_run)
-    for _ in range(20):
-        body = client.post(
-            "/v1/decide", json={"customer_id": customer, "candidates": ["womens_email"]}
-        ).json()
-        assert body["action"] == "womens_email"
-        assert body["propensity"] == pytest.approx(1.0)
-        assert list(body["scores"]) == ["womens_email"]
+def test_idempotency_key_returns_the_same_decision(client: TestClient, demo_run: DemoRun) -> None:
+    customer = known_customer(demo_run, 2)
+    before = client.get("/healthz").json()["decisions_logged"]
+    first = decide(client, customer, idempotency_key="api-test-key")
+    again = decide(client, customer, idempotency_key="api-test-key")
+    assert again == first
+    assert client.get("/healthz").json()["decisions_logged"] == before + 1
 
 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
         ({}, "customer_id"),
-        ({"customer_id": ""}, "customer_id"),
+        ({"customer_id": "", "candidates": MENS_AND_WOMENS}, "customer_id"),
         ({"customer_id": "c", "candidates": []}, "candidates"),
-        ({"customer_id": "c", "candidates": ["sms_blast"]}, "candidates"),
-        ({"customer_id": "c", "candidates": ["no_email", "no_email"]}, "candidates"),
-        ({"customer_id": "c", "surprise": 1}, "surprise"),
-        ({"customer_id": "c", "context": {"recency": [1, 2]}}, "context"),
+        ({"customer_id": "c"}, "candidates"),
+        ({"customer_id": "c", "candidates": [{"message": "sms_blast"}]}, "candidates.0.message"),
+        (
+            {"customer_id": "c", "candidates": [{"message": "womens", "channels": ["sms"]}]},
+            "candidates.0.channels.0",
+        ),
+        (
+            {"customer_id": "c", "candidates": MENS_AND_WOMENS, "time_zone": "Mars/Base"},
+            "time_zone",
+        ),
+        (
+            {"customer_id": "c", "candidates": MENS_AND_WOMENS, "slots": ["2020-01-01T00:00:00Z"]},
+            "slots.0",
+        ),
+        ({"customer_id": "c", "candidates": MENS_AND_WOMENS, "surprise": 1}, "surprise"),
+        (
+            {"customer_id": "c", "candidates": MENS_AND_WOMENS, "context": {"recency": [1, 2]}},
+            "context",
+        ),
     ],
 )
 def test_bad_decide_requests_get_422_naming_the_field(
@@ -102,37 +206,100 @@ def test_bad_decide_requests_get_422_naming_the_field(
 def test_nan_in_context_is_rejected_by_name(client: TestClient) -> None:
     response = client.post(
         "/v1/decide",
-        content=b'{"customer_id": "c", "context": {"history": NaN}}',
+        content=b'{"customer_id": "c", "candidates": [{"message": "mens"}], '
+        b'"context": {"history": NaN}}',
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 422
-    assert "context.history" in response.text or "history" in response.text
+    assert "history" in response.text
 
 
-def test_outcome_is_accepted_once(client: TestClient, demo_run: DemoRun) -> None:
-    decision = client.post("/v1/decide", json={"customer_id": known_customer(demo_run)}).json()
+def test_an_outcome_is_credited_once(client: TestClient, demo_run: DemoRun) -> None:
+    decision = decide(client, known_customer(demo_run, 3))
     outcome = {
         "decision_id": decision["decision_id"],
         "event": "visit",
-        "value": 1.0,
         "occurred_at": datetime.now(UTC).isoformat(),
     }
     first = client.post("/v1/outcomes", json=outcome)
     second = client.post("/v1/outcomes", json=outcome)
     assert first.status_code == second.status_code == 202
-    assert first.json()["new"] is True
-    assert first.json()["learned"] is True
-    assert second.json()["new"] is False
-    assert second.json()["learned"] is False
+    assert (first.json()["new"], first.json()["credited"], first.json()["learned"]) == (
+        True,
+        True,
+        True,
+    )
+    assert (second.json()["new"], second.json()["credited"]) == (False, False)
+
+
+def test_an_unsubscribe_suppresses_email_for_the_next_decision(
+    client: TestClient, demo_run: DemoRun
+) -> None:
+    customer = known_customer(demo_run, 4)
+    decision = decide(client, customer, allow_no_send=False)
+    response = client.post(
+        "/v1/outcomes",
+        json={
+            "decision_id": decision["decision_id"],
+            "event": "unsubscribe",
+            "occurred_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert response.status_code == 202
+    profile = client.get(f"/v1/customers/{customer}/contact").json()
+    assert profile["channels"]["email"]["suppressed"] == "unsubscribe"
+    after = decide(client, customer)
+    excluded = after["excluded"]
+    assert isinstance(excluded, list)
+    assert {e["rule"] for e in excluded if "/email/" in e["action"]} == {"suppression"}
+
+
+def test_consent_changes_apply_at_once_also_to_scheduled_sends(
+    client: TestClient, demo_run: DemoRun
+) -> None:
+    customer = known_customer(demo_run, 5)
+    decision = decide(client, customer, allow_no_send=False, slots=["+1h"])
+    check = client.post(f"/v1/decisions/{decision['decision_id']}/send-check")
+    assert check.json()["allowed"] is True
+    revoked = client.put(
+        f"/v1/customers/{customer}/contact",
+        json={"channels": {"email": {"consent": "opted_out"}}},
+    )
+    assert revoked.status_code == 200
+    assert revoked.json()["channels"]["email"]["consent"] == "opted_out"
+    check = client.post(f"/v1/decisions/{decision['decision_id']}/send-check")
+    assert check.json() == {
+        "decision_id": decision["decision_id"],
+        "allowed": False,
+        "rule": "consent",
+        "detail": check.json()["detail"],
+    }
+    assert 'nudge_sends_blocked_total{rule="consent"} 1.0' in client.get("/metrics").text
+
+
+def test_contact_updates_are_checked(client: TestClient) -> None:
+    bad_channel = client.put("/v1/customers/c/contact", json={"channels": {"fax": {}}})
+    assert bad_channel.status_code == 422
+    assert "fax" in bad_channel.text
+    bad_zone = client.put("/v1/customers/c/contact", json={"time_zone": "Nowhere/Land"})
+    assert bad_zone.status_code == 422
+    assert "time_zone" in bad_zone.text
 
 
 T = "2026-01-01T00:00:00Z"
 BAD_OUTCOMES = [
-    ({"decision_id": "no-such-decision", "reward": 1.0, "occurred_at": T}, 404, "no-such-decision"),
-    ({"decision_id": "d", "occurred_at": T}, 422, "reward"),
-    ({"decision_id": "d", "reward": 1, "event": "visit", "occurred_at": T}, 422, "reward"),
-    ({"decision_id": "d", "reward": 1, "occurred_at": "2026-01-01T00:00:00"}, 422, "occurred_at"),
-    ({"decision_id": "d", "reward": 1}, 422, "occurred_at"),
+    (
+        {"decision_id": "no-such-decision", "event": "visit", "occurred_at": T},
+        404,
+        "no-such-decision",
+    ),
+    ({"decision_id": "d", "occurred_at": T}, 422, "event"),
+    (
+        {"decision_id": "d", "event": "visit", "occurred_at": "2026-01-01T00:00:00"},
+        422,
+        "occurred_at",
+    ),
+    ({"decision_id": "d", "event": "visit"}, 422, "occurred_at"),
 ]
 
 
@@ -147,7 +314,7 @@ def test_bad_outcomes_are_rejected(
 
 def test_state_survives_a_restart(api_settings: Settings, demo_run: DemoRun) -> None:
     with TestClient(create_app(api_settings)) as first:
-        decision = first.post("/v1/decide", json={"customer_id": known_customer(demo_run)}).json()
+        decision = decide(first, known_customer(demo_run, 6))
         logged = first.get("/healthz").json()["decisions_logged"]
         policy_version = first.get("/healthz").json()["policy_version"]
     with TestClient(create_app(api_settings)) as second:
@@ -158,7 +325,7 @@ def test_state_survives_a_restart(api_settings: Settings, demo_run: DemoRun) -> 
             "/v1/outcomes",
             json={
                 "decision_id": decision["decision_id"],
-                "reward": 1.0,
+                "event": "visit",
                 "occurred_at": datetime.now(UTC).isoformat(),
             },
         )
@@ -166,20 +333,24 @@ def test_state_survives_a_restart(api_settings: Settings, demo_run: DemoRun) -> 
         assert response.json()["learned"] is True
 
 
-def decisions_counted(client: TestClient) -> float:
+def counted(client: TestClient, name: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in client.get("/metrics").text.splitlines()
-        if line.startswith("nudge_decisions_total{")
+        if line.startswith(f"{name}{{")
     )
 
 
-def test_metrics_count_decisions(client: TestClient, demo_run: DemoRun) -> None:
-    assert decisions_counted(client) == 0  # a new app counts from zero
-    for _ in range(3):
-        client.post("/v1/decide", json={"customer_id": known_customer(demo_run)})
-    client.post("/v1/decide", json={"customer_id": "c", "candidates": []})  # rejected: not counted
-    assert decisions_counted(client) == 3
+def test_metrics_count_decisions_by_part_and_exclusions_by_rule(
+    client: TestClient, demo_run: DemoRun
+) -> None:
+    assert counted(client, "nudge_decisions_total") == 0  # a new app counts from zero
+    for i in range(3):
+        decide(client, known_customer(demo_run, 10 + i))
+    client.post("/v1/decide", json={"customer_id": "c", "candidates": []})  # rejected
+    assert counted(client, "nudge_decisions_total") == 3
+    # Each of the three saw mens/sms excluded for consent in both slots.
+    assert counted(client, "nudge_exclusions_total") >= 6
     text = client.get("/metrics").text
     assert "nudge_decision_latency_seconds_bucket" in text
     assert f'version="{demo_run.result.summary["model"]["version"]}"' in text
@@ -187,14 +358,13 @@ def test_metrics_count_decisions(client: TestClient, demo_run: DemoRun) -> None:
 
 AT = '"occurred_at": "2026-01-01T00:00:00Z"'
 RAW_BAD_BODIES = [
-    ('{"decision_id": "d", "reward": NaN, %s}', "reward"),
-    ('{"decision_id": "d", "reward": Infinity, %s}', "reward"),
-    ('{"decision_id": "d", "reward": 1e400, %s}', "reward"),
     ('{"decision_id": "d", "event": "visit", "value": NaN, %s}', "value"),
-    ('{"decision_id": "\\ud800", "reward": 1, %s}', "decision_id"),
-    ('{"decision_id": "d", "reward": "1", %s}', "reward"),
-    ('{"decision_id": "d", "reward": true, %s}', "reward"),
-    ('{"decision_id": "d", "reward": 1, "value": 2, %s}', "value"),
+    ('{"decision_id": "d", "event": "visit", "value": Infinity, %s}', "value"),
+    ('{"decision_id": "d", "event": "visit", "value": 1e400, %s}', "value"),
+    ('{"decision_id": "\\ud800", "event": "visit", %s}', "decision_id"),
+    ('{"decision_id": "d", "event": "visit", "value": "1", %s}', "value"),
+    ('{"decision_id": "d", "event": "visit", "value": true, %s}', "value"),
+    ('{"decision_id": "d", "reward": 1, %s}', "reward"),
 ]
 
 
@@ -212,21 +382,19 @@ def test_unencodable_or_mistyped_outcomes_get_422_not_500(
 
 def test_a_body_over_the_limit_gets_413(client: TestClient, api_settings: Settings) -> None:
     padding = "x" * (api_settings.max_body_bytes + 1)
-    response = client.post("/v1/decide", json={"customer_id": "c", "context": {"note": padding}})
+    response = client.post(
+        "/v1/decide",
+        json={"customer_id": "c", "candidates": MENS_AND_WOMENS, "context": {"note": padding}},
+    )
     assert response.status_code == 413
     assert str(api_settings.max_body_bytes) in response.text
 
 
-def test_a_negative_reward_is_recorded_and_counted(client: TestClient, demo_run: DemoRun) -> None:
-    decision = client.post("/v1/decide", json={"customer_id": known_customer(demo_run)}).json()
-    response = client.post(
-        "/v1/outcomes",
-        json={
-            "decision_id": decision["decision_id"],
-            "reward": -3.0,
-            "occurred_at": datetime.now(UTC).isoformat(),
-        },
-    )
-    assert response.status_code == 202, response.text
-    assert response.json()["learned"] is True
-    assert "nudge_learned_reward_sum -3.0" in client.get("/metrics").text
+def test_the_config_file_is_checked_at_start(api_settings: Settings, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({**API_CONFIG, "caps": [{"limit": 1, "window": "soon"}]}))
+    from features import InvalidRequest
+
+    app = create_app(api_settings.model_copy(update={"decision_config": broken}))
+    with pytest.raises(InvalidRequest, match=r"caps\[0\]\.window"), TestClient(app):
+        pass
