@@ -15,7 +15,7 @@ from decisioning.engine import (
 from decisioning.epsilon_greedy import EpsilonGreedy
 from decisioning.linear_ts import LinearThompson
 from decisioning.log import DecisionLog, PolicyStateStore
-from decisioning.request import CandidateMessage, DecisionRequest
+from decisioning.request import CandidateMessage, DecisionRequest, OutcomeReport
 from decisioning.sqlite_log import SQLiteDecisionLog
 from decisioning.sqlite_state import SQLitePolicyStateStore
 from decisioning.types import (
@@ -48,6 +48,7 @@ __all__ = [
     "NoEligibleAction",
     "Outcome",
     "OutcomeReceipt",
+    "OutcomeReport",
     "Policy",
     "PolicyStateStore",
     "SQLiteDecisionLog",

@@ -19,12 +19,13 @@ it, SQLite ``REAL`` turns NaN into NULL), so it is refused by field name.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+import orjson
 
 from decisioning.types import ActionScore, Decision, Exclusion, JointAction, Outcome
 from features import FeatureValue
@@ -231,28 +232,15 @@ def _features(features: Mapping[str, FeatureValue]) -> str:
     return _dumps(dict(features))
 
 
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
-# orjson, when installed, writes the same shortest round-trip floats some 15x
-# faster than json (a decision's scores are about 200 floats). Reading stays with
-# json: orjson reads an integer beyond 64 bits as a float, which is not exact.
-_orjson: Any = _optional("orjson")
-
-
+# orjson writes the same shortest round-trip floats some 15x faster than json (a
+# decision's scores are about 200 floats). Reading stays with json: orjson reads
+# an integer beyond 64 bits as a float, which is not exact.
 def _dumps(value: object) -> str:
     # Non-finite numbers are refused before this: orjson would write null.
-    if _orjson is not None:
-        try:
-            encoded: bytes = _orjson.dumps(value, option=_orjson.OPT_SERIALIZE_NUMPY)
-            return encoded.decode()
-        except _orjson.JSONEncodeError:  # e.g. an int beyond 64 bits, or a lone surrogate
-            pass
-    return json.dumps(value, allow_nan=False)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits, or a lone surrogate
+        return json.dumps(value, allow_nan=False)
 
 
 def _loads(text: str) -> Any:

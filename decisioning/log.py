@@ -7,6 +7,7 @@ and the scale-mode Postgres (log) and Redis (state) ones are interchangeable.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -30,6 +31,10 @@ class DecisionLog(Protocol):
     ...     log.close()
     0
     """
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A block whose writes commit together, where the backend gains from it (a batch)."""
+        ...
 
     def record_decision(self, decision: Decision) -> Decision:
         """Keep ``decision`` and return it.

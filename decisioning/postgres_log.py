@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,6 +140,15 @@ class PostgresDecisionLog:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"nudge:{schema}",))
             for statement in _SCHEMA:
                 conn.execute(statement.format(s=self._s))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Each call below is already its own transaction on a pooled connection.
+
+        Batching several calls into one Postgres transaction would pin a
+        connection per batch; the round trips, not the commits, dominate here.
+        """
+        yield
 
     def record_decision(self, decision: Decision) -> Decision:
         row = decision_row(decision, _as_is)

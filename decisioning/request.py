@@ -13,7 +13,13 @@ from decisioning.slots import SlotSpec, load_zone
 from features import FeatureValue
 from features.errors import InvalidRequest
 
-__all__ = ["CandidateMessage", "CheckedRequest", "DecisionRequest", "check_request"]
+__all__ = [
+    "CandidateMessage",
+    "CheckedRequest",
+    "DecisionRequest",
+    "OutcomeReport",
+    "check_request",
+]
 
 MAX_NAME_LENGTH = 128
 MAX_CANDIDATES = 64
@@ -45,6 +51,17 @@ class DecisionRequest:
     time_zone: str | None = None
     context: Mapping[str, FeatureValue] | None = None
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeReport:
+    """One outcome of a batch: what :meth:`DecisionEngine.record_outcome` takes, as a record."""
+
+    decision_id: str
+    event: str
+    occurred_at: datetime
+    value: float | None = None
+    outcome_id: str | None = None
 
 
 @dataclass(frozen=True)

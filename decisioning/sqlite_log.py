@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,25 @@ class SQLiteDecisionLog:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        # Re-entrant, so that the calls inside a transaction() take it again.
+        self._lock = threading.RLock()
         self._conn = connect(self.path)
         with self._lock:
             self._conn.executescript(_SCHEMA)
             _check_columns(self._conn, self.path)
             self._conn.executescript(_INDEXES)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything written inside is one commit (other threads wait for it)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def record_decision(self, decision: Decision) -> Decision:
         row = decision_row(decision, utc_text)

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from decisioning import CandidateMessage, Decision, DecisionRequest
+from decisioning import CandidateMessage, Decision, DecisionRequest, OutcomeReport
 from decisioning.contact_store import ContactStore
 from decisioning.slots import load_zone
-from features import InvalidRequest
+from features import InvalidRequest, NudgeError
 from serving.body_limit import BodySizeLimit
-from serving.errors import install_error_handlers
+from serving.errors import install_error_handlers, printable, status_for
 from serving.metrics import ApiMetrics
 from serving.schemas import (
     ActionBody,
@@ -37,6 +37,9 @@ from serving.schemas import (
     DecideResponse,
     ExclusionBody,
     HealthResponse,
+    OutcomeBatch,
+    OutcomeBatchItem,
+    OutcomeBatchResponse,
     OutcomeRequest,
     OutcomeResponse,
     SendCheckResponse,
@@ -219,6 +222,41 @@ def create_app(
             credited=receipt.credited,
             learned=receipt.learned,
         )
+
+    @app.post("/v1/outcomes/batch", response_model=OutcomeBatchResponse, tags=["decisions"])
+    async def outcome_batch(body: OutcomeBatch, request: Request) -> OutcomeBatchResponse:
+        """Many outcomes in one request and one commit; a bad one is reported by its index
+        and does not stop the others."""
+        results = runtime_of(request).engine.record_outcomes(
+            [
+                OutcomeReport(o.decision_id, o.event, o.occurred_at, o.value, o.outcome_id)
+                for o in body.outcomes
+            ]
+        )
+        items: list[OutcomeBatchItem] = []
+        for index, result in enumerate(results):
+            if isinstance(result, NudgeError):
+                items.append(
+                    OutcomeBatchItem(
+                        index=index, status=status_for(result), error=printable(str(result))
+                    )
+                )
+                continue
+            metrics.outcomes.labels(event=result.outcome.event, new=str(result.new).lower()).inc()
+            if result.learned:
+                metrics.reward.observe(result.outcome.reward)
+            items.append(
+                OutcomeBatchItem(
+                    index=index,
+                    status=202,
+                    outcome_id=result.outcome.outcome_id,
+                    new=result.new,
+                    credited=result.credited,
+                    learned=result.learned,
+                )
+            )
+        refused = sum(item.status != 202 for item in items)
+        return OutcomeBatchResponse(accepted=len(items) - refused, refused=refused, results=items)
 
     @app.put(
         "/v1/customers/{customer_id}/contact",

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from features import Conflict, InvalidRequest, NotFound, NudgeError, Unavailable
 
-__all__ = ["STATUS_BY_ERROR", "install_error_handlers"]
+__all__ = ["STATUS_BY_ERROR", "install_error_handlers", "printable", "status_for"]
 
 STATUS_BY_ERROR: dict[type[NudgeError], int] = {
     InvalidRequest: 422,
@@ -20,7 +20,7 @@ STATUS_BY_ERROR: dict[type[NudgeError], int] = {
 }
 
 
-def _status_for(error: NudgeError) -> int:
+def status_for(error: NudgeError) -> int:
     for kind, status in STATUS_BY_ERROR.items():
         if isinstance(error, kind):
             return status
@@ -29,8 +29,8 @@ def _status_for(error: NudgeError) -> int:
 
 async def _handle_nudge_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, NudgeError)
-    status = _status_for(error)
-    detail: dict[str, object] = {"msg": _printable(str(error)), "type": type(error).__name__}
+    status = status_for(error)
+    detail: dict[str, object] = {"msg": printable(str(error)), "type": type(error).__name__}
     if isinstance(error, InvalidRequest):
         # Same shape as FastAPI's own 422s, so clients parse one format.
         detail["loc"] = ["body", *_location(error.field)]
@@ -49,7 +49,7 @@ def _location(field: str) -> list[str | int]:
     return parts
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     # A lone surrogate in the input can reach a message; JSON must still encode.
     return text.encode("utf-8", errors="replace").decode("utf-8")
 
@@ -60,8 +60,8 @@ async def _handle_validation_error(request: Request, error: Exception) -> JSONRe
     # lone surrogate then cannot be encoded and the client gets a 500 instead.
     detail = [
         {
-            "loc": [part if isinstance(part, int) else _printable(str(part)) for part in e["loc"]],
-            "msg": _printable(str(e["msg"])),
+            "loc": [part if isinstance(part, int) else printable(str(part)) for part in e["loc"]],
+            "msg": printable(str(e["msg"])),
             "type": str(e["type"]),
         }
         for e in error.errors()

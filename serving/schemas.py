@@ -20,6 +20,9 @@ __all__ = [
     "DecideResponse",
     "ExclusionBody",
     "HealthResponse",
+    "OutcomeBatch",
+    "OutcomeBatchItem",
+    "OutcomeBatchResponse",
     "OutcomeRequest",
     "OutcomeResponse",
     "SendCheckResponse",
@@ -176,6 +179,30 @@ class CancelResponse(BaseModel):
     cancelled: bool = Field(
         description="False when its window had already closed or it was already cancelled."
     )
+
+
+class OutcomeBatch(BaseModel):
+    """Up to 1,000 outcomes; each is accepted or refused on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcomes: list[OutcomeRequest] = Field(min_length=1, max_length=1000)
+
+
+class OutcomeBatchItem(BaseModel):
+    index: int
+    status: int = Field(description="202 accepted, or the status this outcome alone would get.")
+    outcome_id: str | None = None
+    new: bool | None = None
+    credited: bool | None = None
+    learned: bool | None = None
+    error: str | None = None
+
+
+class OutcomeBatchResponse(BaseModel):
+    accepted: int
+    refused: int
+    results: list[OutcomeBatchItem]
 
 
 class SendCheckResponse(BaseModel):

@@ -411,3 +411,29 @@ def test_profiles_without_a_zone_use_the_default(make_engine: EngineFactory) -> 
     engine = make_engine()
     engine.contacts.load_profiles([opted_in_everywhere("c4")])
     assert engine.decide(ask("c4")).time_zone == "Europe/Paris"
+
+
+def test_a_batch_of_outcomes_keeps_the_good_ones_and_reports_the_bad_by_place(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    from decisioning import OutcomeReport
+
+    engine = make_engine(config=make_config(caps=[]))
+    decisions = [engine.decide(ask("c1", slots=["now"])) for _ in range(3)]
+    results = engine.record_outcomes(
+        [
+            OutcomeReport(decisions[0].decision_id, "purchase", clock.now, 10.0),
+            OutcomeReport("no-such-decision", "purchase", clock.now, 1.0),
+            OutcomeReport(decisions[1].decision_id, "teleport", clock.now),
+            OutcomeReport(decisions[2].decision_id, "conversion", clock.now),
+        ]
+    )
+    assert [type(r).__name__ for r in results] == [
+        "OutcomeReceipt",
+        "NotFound",
+        "InvalidRequest",
+        "OutcomeReceipt",
+    ]
+    assert engine.log.credited_reward(decisions[0].decision_id) == 10.0
+    assert engine.log.credited_reward(decisions[1].decision_id) is None
+    assert engine.log.credited_reward(decisions[2].decision_id) == 1.0

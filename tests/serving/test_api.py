@@ -398,3 +398,24 @@ def test_the_config_file_is_checked_at_start(api_settings: Settings, tmp_path: P
     app = create_app(api_settings.model_copy(update={"decision_config": broken}))
     with pytest.raises(InvalidRequest, match=r"caps\[0\]\.window"), TestClient(app):
         pass
+
+
+def test_an_outcome_batch_reports_each_item(client: TestClient, demo_run: DemoRun) -> None:
+    decision = decide(client, known_customer(demo_run, 20))
+    now = datetime.now(UTC).isoformat()
+    response = client.post(
+        "/v1/outcomes/batch",
+        json={
+            "outcomes": [
+                {"decision_id": decision["decision_id"], "event": "visit", "occurred_at": now},
+                {"decision_id": "missing", "event": "visit", "occurred_at": now},
+                {"decision_id": decision["decision_id"], "event": "visit", "occurred_at": now},
+            ]
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["refused"]) == (2, 1)
+    assert [item["status"] for item in body["results"]] == [202, 404, 202]
+    assert [item["new"] for item in body["results"]] == [True, None, False]
+    assert "missing" in body["results"][1]["error"]
