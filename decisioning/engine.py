@@ -159,6 +159,7 @@ class DecisionEngine:
         # read half-updated, and the exploration coin is one seeded sequence.
         self._lock = threading.Lock()
         self._policy = policy
+        self._unpublished = False
         # Outcomes mostly answer recent decisions of this worker: keeping those at
         # hand saves decoding them from the log (about a third of an outcome's cost).
         self._recent: OrderedDict[str, Decision] = OrderedDict()
@@ -345,9 +346,15 @@ class DecisionEngine:
     ) -> Decision:
         priors = self._priors(eligible, every_prior, checked.journey)
         scale = self._scale(checked.journey)
-        local_hours = {
-            a.key: hour_of_week(a.send_at, zone) for a in eligible if a.send_at is not None
-        }
+        # Many candidates share a send time: each distinct one is converted once.
+        hours: dict[datetime, int] = {}
+        local_hours = {}
+        for a in eligible:
+            if a.send_at is not None:
+                hour = hours.get(a.send_at)
+                if hour is None:
+                    hour = hours[a.send_at] = hour_of_week(a.send_at, zone)
+                local_hours[a.key] = hour
         context = Context(
             checked.customer_id,
             features,
@@ -627,6 +634,7 @@ class DecisionEngine:
             self._policy.update(
                 context, decision.action, reward / self._scale(decision.journey), first=first
             )
+            self._unpublished = True
         return True
 
     def context_of(self, decision: Decision) -> Context:
@@ -649,10 +657,16 @@ class DecisionEngine:
     # -- sharing what was learned -------------------------------------------------------------
 
     def sync(self) -> None:
-        """Publish this worker's learning and take in every other worker's (and earlier runs')."""
+        """Publish this worker's learning and take in every other worker's (and earlier runs').
+
+        A worker that has learned nothing since it last published writes nothing,
+        so idle workers, and processes that never learn, leave no trace in the store.
+        """
         with self._lock:
-            mine = self._policy.snapshot()
-        self._state.publish(self._state_key, self._worker, mine)
+            mine = self._policy.snapshot() if self._unpublished else None
+            self._unpublished = False
+        if mine is not None:
+            self._state.publish(self._state_key, self._worker, mine)
         others = [
             blob
             for worker, blob in self._state.collect(self._state_key).items()

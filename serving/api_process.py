@@ -47,7 +47,7 @@ class ApiProcess:
         return self
 
     def start(self) -> None:
-        """Start the server and wait until it answers /healthz."""
+        """Start the server and wait until every one of its workers answers /healthz."""
         if port_in_use(self.settings.host, self.settings.port):
             raise Unavailable(
                 f"port {self.settings.port} on {self.settings.host} is already in use; "
@@ -62,8 +62,12 @@ class ApiProcess:
         self._wait_until_healthy()
 
     def _wait_until_healthy(self) -> None:
+        # With several workers the first one up answers for all (the others do not
+        # accept yet), so "healthy" means every worker has answered. A keep-alive
+        # connection stays with the worker that accepted it: each probe is a new one.
         assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout_s
+        answered: set[str] = set()
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise Unavailable(
@@ -71,15 +75,19 @@ class ApiProcess:
                     f"see {self.log_path}"
                 )
             try:
-                if self.client.get("/healthz").status == 200:
-                    return
+                response = self.client.get("/healthz")
+                if response.status == 200:
+                    answered.add(str(response.json()["worker_id"]))
+                    if len(answered) >= self.settings.workers:
+                        return
             except OSError:
-                self.client.close()
-            time.sleep(0.2)
+                pass
+            self.client.close()
+            time.sleep(0.05 if answered else 0.2)
         self.stop()
         raise Unavailable(
-            f"the API did not answer /healthz within {self.startup_timeout_s:.0f} s; "
-            f"see {self.log_path}"
+            f"{len(answered)} of the API's {self.settings.workers} workers answered /healthz "
+            f"within {self.startup_timeout_s:.0f} s; see {self.log_path}"
         )
 
     def health(self) -> dict[str, object]:

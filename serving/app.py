@@ -50,6 +50,7 @@ from serving.wiring import Runtime, build_runtime
 __all__ = ["create_app", "to_response"]
 
 _log = logging.getLogger("nudge.api")
+FINALISE_BATCH = 1000
 
 
 def to_response(decision: Decision) -> DecideResponse:
@@ -105,11 +106,16 @@ def create_app(
     metrics = ApiMetrics()
 
     async def keep_in_sync(runtime: Runtime) -> None:
+        # In a worker thread: closing a thousand windows must not stall the
+        # requests this event loop is serving meanwhile.
         while True:
             await asyncio.sleep(settings.sync_interval)
             try:
-                runtime.engine.sync()
-                runtime.engine.finalise_due()
+                await asyncio.to_thread(runtime.engine.sync)
+                while await asyncio.to_thread(runtime.engine.finalise_due, FINALISE_BATCH) == (
+                    FINALISE_BATCH
+                ):
+                    pass  # a backlog (say, after a restart) is worked off batch by batch
             except Exception:  # a store hiccup must not end the loop for good
                 _log.exception("sharing policy state or closing windows failed; retrying")
 

@@ -9,6 +9,8 @@ Postgres, so several worker processes (or machines) share them.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +29,15 @@ from features import FeatureRepo, Unavailable
 from serving.settings import Settings
 from training import ModelRegistry
 
-__all__ = ["Runtime", "Stores", "build_policy", "build_runtime", "open_stores", "policy_state_key"]
+__all__ = [
+    "Runtime",
+    "Stores",
+    "build_policy",
+    "build_runtime",
+    "open_stores",
+    "policy_state_key",
+    "worker_seed",
+]
 
 
 @dataclass
@@ -56,15 +66,26 @@ class Stores:
         self.log.close()
 
 
-def build_policy(settings: Settings) -> Policy:
+def build_policy(settings: Settings, seed: int | None = None) -> Policy:
     """The policy named by ``settings.policy``, with its parameters and seed."""
+    seed = settings.seed if seed is None else seed
     if settings.policy == "uniform":
-        return UniformRandom(seed=settings.seed)
+        return UniformRandom(seed=seed)
     if settings.policy == "epsilon_greedy":
         return EpsilonGreedy(
-            epsilon=settings.epsilon, learning_rate=settings.learning_rate, seed=settings.seed
+            epsilon=settings.epsilon, learning_rate=settings.learning_rate, seed=seed
         )
-    return LinearThompson(prior_precision=settings.prior_precision, seed=settings.seed)
+    return LinearThompson(prior_precision=settings.prior_precision, seed=seed)
+
+
+def worker_seed(seed: int, worker_id: str) -> int:
+    """A seed of this worker's own, so that several workers do not draw the same numbers.
+
+    >>> worker_seed(0, "a") == worker_seed(0, "a"), worker_seed(0, "a") == worker_seed(0, "b")
+    (True, False)
+    """
+    digest = hashlib.sha256(f"{seed}:{worker_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 def policy_state_key(settings: Settings, model_name: str, model_version: str) -> str:
@@ -128,18 +149,23 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     online = FeatureRepo(settings.state_dir).online()
     stores = open_stores(settings)
+    worker_id = uuid.uuid4().hex
+    # One worker keeps the configured seed (reproducible runs); several each
+    # derive their own, or they would all explore in lockstep.
+    seed = settings.seed if settings.workers == 1 else worker_seed(settings.seed, worker_id)
     try:
         engine = DecisionEngine(
             config=config,
             features=online,
             model=loaded.model,
             model_version=loaded.version,
-            policy=build_policy(settings),
+            policy=build_policy(settings, seed),
             log=stores.log,
             state=stores.state,
             contacts=stores.contacts,
             state_key=policy_state_key(settings, loaded.name, loaded.version),
-            seed=settings.seed,
+            seed=seed,
+            worker_id=worker_id,
         )
     except BaseException:
         stores.close()
