@@ -39,8 +39,10 @@ typecheck: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/nudge serve
 
+# The HTTP part needs wrk (Debian: apt-get install wrk); without it that part is skipped.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_decide
+	$(BIN)/python -m benchmarks.bench_policy
 
 # Re-pin everything beneath nudge after changing a version in pyproject.toml.
 constraints: $(BIN)/python

@@ -95,6 +95,40 @@ class SendCheck:
     exclusion: Exclusion | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Acted:
+    """What outcomes need of a decision: small, so thousands kept in memory stay cheap
+    for the garbage collector (a whole Decision holds every eligible candidate)."""
+
+    decision_id: str
+    customer_id: str
+    decided_at: datetime
+    journey: str
+    group: DecisionGroup
+    action: JointAction
+    prior: float
+    model_version: str
+    features: Mapping[str, FeatureValue]
+    time_zone: str
+    attribution_closes_at: datetime | None
+
+    @staticmethod
+    def of(decision: Decision) -> _Acted:
+        return _Acted(
+            decision.decision_id,
+            decision.customer_id,
+            decision.decided_at,
+            decision.journey,
+            decision.group,
+            decision.action,
+            decision.scores[decision.action.key].prior,
+            decision.model_version,
+            decision.features,
+            decision.time_zone,
+            decision.attribution_closes_at,
+        )
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -162,7 +196,7 @@ class DecisionEngine:
         self._unpublished = False
         # Outcomes mostly answer recent decisions of this worker: keeping those at
         # hand saves decoding them from the log (about a third of an outcome's cost).
-        self._recent: OrderedDict[str, Decision] = OrderedDict()
+        self._recent: OrderedDict[str, _Acted] = OrderedDict()
         self._recent_lock = threading.Lock()
         _check_model_arms(config, model)
         self._record_holdout_share()
@@ -261,15 +295,16 @@ class DecisionEngine:
         return recorded
 
     def _remember(self, decision: Decision) -> None:
+        acted = _Acted.of(decision)
         with self._recent_lock:
-            self._recent[decision.decision_id] = decision
+            self._recent[decision.decision_id] = acted
             if len(self._recent) > RECENT_DECISIONS:
                 self._recent.popitem(last=False)
 
-    def _decision(self, decision_id: str) -> Decision:
+    def _decision(self, decision_id: str) -> _Acted:
         with self._recent_lock:
-            decision = self._recent.get(decision_id)
-        return decision if decision is not None else self._log.get_decision(decision_id)
+            acted = self._recent.get(decision_id)
+        return acted if acted is not None else _Acted.of(self._log.get_decision(decision_id))
 
     def _zone_of(self, profile: ContactProfile) -> ZoneInfo:
         if profile.time_zone:
@@ -617,10 +652,10 @@ class DecisionEngine:
                 self._baseline.update(decision.journey, credited or 0.0)
                 continue
             if credited is None and self._log.credit(decision.decision_id, 0.0):
-                self._learn(decision, 0.0, first=True)
+                self._learn(_Acted.of(decision), 0.0, first=True)
         return closed
 
-    def _learn(self, decision: Decision, reward: float, first: bool) -> bool:
+    def _learn(self, decision: _Acted, reward: float, first: bool) -> bool:
         if decision.group == "holdout" or decision.model_version != self._model_version:
             return False
         if first:
@@ -629,7 +664,7 @@ class DecisionEngine:
             reward -= self._cost(decision.action)
             if self._config.reward_for(decision.journey).uplift_aware:
                 reward -= self._baseline.get(decision.journey)
-        context = self.context_of(decision)
+        context = _context_of(decision, self._scale(decision.journey))
         with self._lock:
             self._policy.update(
                 context, decision.action, reward / self._scale(decision.journey), first=first
@@ -638,21 +673,8 @@ class DecisionEngine:
         return True
 
     def context_of(self, decision: Decision) -> Context:
-        """What the policy saw of the chosen action at the decision: the context to learn from.
-
-        Decision-time features and prior, not today's: the reward answers the
-        choice made then. Only the chosen action is needed to learn.
-        """
-        action = decision.action
-        local_hours = {}
-        if action.send_at is not None:
-            zone = load_zone(decision.time_zone, "time_zone")
-            local_hours[action.key] = hour_of_week(action.send_at, zone)
-        scale = self._scale(decision.journey)
-        priors = {action.key: decision.scores[action.key].prior / scale}
-        return Context(
-            decision.customer_id, decision.features, priors, local_hours, decision.journey
-        )
+        """What the policy saw of the chosen action at the decision: the context to learn from."""
+        return _context_of(_Acted.of(decision), self._scale(decision.journey))
 
     # -- sharing what was learned -------------------------------------------------------------
 
@@ -692,6 +714,18 @@ class DecisionEngine:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("the engine's clock must return a time-zone-aware datetime")
         return now.astimezone(UTC)
+
+
+def _context_of(decision: _Acted, scale: float) -> Context:
+    # Decision-time features and prior, not today's: the reward answers the choice
+    # made then. Only the chosen action is needed to learn.
+    action = decision.action
+    local_hours = {}
+    if action.send_at is not None:
+        zone = load_zone(decision.time_zone, "time_zone")
+        local_hours[action.key] = hour_of_week(action.send_at, zone)
+    priors = {action.key: decision.prior / scale}
+    return Context(decision.customer_id, decision.features, priors, local_hours, decision.journey)
 
 
 def _check_model_arms(config: DecisionConfig, model: PriorModel) -> None:

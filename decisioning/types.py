@@ -48,6 +48,12 @@ class JointAction:
     slot: str | None
     send_at: datetime | None
     transactional: bool = False
+    key: str = field(init=False, repr=False, compare=False)
+    """ "message/channel/slot", or "no_send"; worked out once, read on every step."""
+
+    def __post_init__(self) -> None:
+        key = NO_SEND if self.message is None else f"{self.message}/{self.channel}/{self.slot}"
+        object.__setattr__(self, "key", key)
 
     @staticmethod
     def no_send() -> JointAction:
@@ -56,12 +62,6 @@ class JointAction:
     @property
     def is_send(self) -> bool:
         return self.message is not None
-
-    @property
-    def key(self) -> str:
-        if self.message is None:
-            return NO_SEND
-        return f"{self.message}/{self.channel}/{self.slot}"
 
 
 @dataclass(frozen=True)
