@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks.bench_breakdown import GcPauses, component_times, describe
 from decisioning import CandidateMessage, Decision, DecisionEngine, DecisionRequest
+from serving.app import freeze_startup_heap
 from serving.settings import Settings
 from serving.wiring import build_runtime
 
@@ -140,6 +141,7 @@ def run_in_process(
     """Time decisions and outcome ingestion; the figures are medians over ``rounds``."""
     rng = np.random.default_rng(seed)
     runtime = build_runtime(settings)
+    freeze_startup_heap()  # as the server does once its runtime is built
     try:
         engine = runtime.engine
         reset_sends()
