@@ -291,7 +291,12 @@ class DecisionEngine:
         if recorded.decision_id != decision.decision_id:
             # The same idempotency key won a race from another request: one decision stands.
             self._contacts.release(decision.decision_id)
+            self._remember(recorded)
+            return recorded
         self._remember(recorded)
+        if self._policy.learns_before_close:
+            # Pending counts as "no conversion yet"; conversions correct it as they come.
+            self._learn(_Acted.of(recorded), 0.0, first=True)
         return recorded
 
     def _remember(self, decision: Decision) -> None:
@@ -535,7 +540,18 @@ class DecisionEngine:
                 occurred_at=max(self._now(), decision.decided_at),
             )
         )
-        return self._log.close_window(decision_id)
+        closed_now = self._log.close_window(decision_id)
+        if closed_now and self._policy.learns_before_close and self._learnable(decision):
+            # Take back the pending zero taught at the decision, and any conversion since.
+            scale = self._scale(decision.journey)
+            context = _context_of(decision, scale)
+            credited = self._log.credited_reward(decision_id) or 0.0
+            with self._lock:
+                self._policy.forget(context, decision.action, self._opening(decision) / scale)
+                if credited:
+                    self._policy.update(context, decision.action, -credited / scale, first=False)
+                self._unpublished = True
+        return closed_now
 
     # -- learning ---------------------------------------------------------------------
 
@@ -605,8 +621,9 @@ class DecisionEngine:
         )
         if not in_window or reward == 0.0 or self._cancelled(decision_id):
             return OutcomeReceipt(outcome, new=True, credited=False, learned=False)
-        first = self._log.credit(decision_id, reward)
-        learned = self._learn(decision, reward, first)
+        self._log.credit(decision_id, reward)
+        # A policy that learns at the window's close gets the whole reward then.
+        learned = self._policy.learns_before_close and self._learn(decision, reward, first=False)
         return OutcomeReceipt(outcome, new=True, credited=True, learned=learned)
 
     def record_outcomes(
@@ -651,19 +668,30 @@ class DecisionEngine:
             if decision.group == "holdout":
                 self._baseline.update(decision.journey, credited or 0.0)
                 continue
-            if credited is None and self._log.credit(decision.decision_id, 0.0):
-                self._learn(_Acted.of(decision), 0.0, first=True)
+            if credited is None:
+                self._log.credit(decision.decision_id, 0.0)
+            if not self._policy.learns_before_close:
+                self._learn(_Acted.of(decision), credited or 0.0, first=True)
         return closed
 
+    def _learnable(self, decision: _Acted) -> bool:
+        # Holdout decisions are the control, not the policy's; another model
+        # version's decisions carry priors this policy's features do not share.
+        return decision.group != "holdout" and decision.model_version == self._model_version
+
+    def _opening(self, decision: _Acted) -> float:
+        """What a decision is worth before any conversion: minus its cost, and for an
+        uplift-aware journey minus what the holdout earns without contact."""
+        reward = -self._cost(decision.action)
+        if self._config.reward_for(decision.journey).uplift_aware:
+            reward -= self._baseline.get(decision.journey)
+        return reward
+
     def _learn(self, decision: _Acted, reward: float, first: bool) -> bool:
-        if decision.group == "holdout" or decision.model_version != self._model_version:
+        if not self._learnable(decision):
             return False
         if first:
-            # The first credit carries the whole decision: its cost, and for an
-            # uplift-aware journey, what the holdout earns without any contact.
-            reward -= self._cost(decision.action)
-            if self._config.reward_for(decision.journey).uplift_aware:
-                reward -= self._baseline.get(decision.journey)
+            reward += self._opening(decision)
         context = _context_of(decision, self._scale(decision.journey))
         with self._lock:
             self._policy.update(

@@ -106,6 +106,15 @@ class EpsilonGreedy:
         self._recalibrator.learn_one(key, prior, reward)
         self._own_updates += 1
 
+    @property
+    def learns_before_close(self) -> bool:
+        """Learns each decision once, from its whole reward when its window closes."""
+        return False
+
+    def forget(self, context: Context, action: JointAction, reward: float) -> None:
+        """Never needed: nothing is learned before a window closes."""
+        raise NotImplementedError(f"{type(self).__name__} learns only when a window closes")
+
     def snapshot(self) -> bytes:
         """The pickled recalibrator: everything this policy has learned (adopted or its own)."""
         return pickle.dumps(self._recalibrator)

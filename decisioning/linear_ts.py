@@ -269,6 +269,22 @@ class LinearThompson:
         own.updates += 1
         self._posterior = None
 
+    @property
+    def learns_before_close(self) -> bool:
+        """Sufficient statistics take a zero now and corrections later, and can subtract."""
+        return True
+
+    def forget(self, context: Context, action: JointAction, reward: float) -> None:
+        key = check_joint_action("action", action).key
+        priors = check_priors(context.priors, (key,))
+        reward = check_finite("reward", reward)
+        x = self._featurizer.transform(context, (action,), keys=(key,), priors=priors)[0]
+        own = self._own = self._own.resized(len(x))
+        own.gram -= np.outer(x, x)
+        own.moment -= reward * x
+        own.updates -= 1
+        self._posterior = None
+
     def snapshot(self) -> bytes:
         """This process's own sums (not what it absorbed), with the column names to align them."""
         own = self._own.resized(self._featurizer.dimension)

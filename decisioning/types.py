@@ -149,6 +149,24 @@ class Policy(Protocol):
         """
         ...
 
+    @property
+    def learns_before_close(self) -> bool:
+        """Whether the policy takes each decision at once as a zero reward, then corrections.
+
+        True: the engine teaches a pending decision as "no conversion yet" when it
+        is made, each conversion as a change (``first=False``) when it arrives,
+        and :meth:`forget` s a decision that was cancelled. Nothing waits, and
+        nothing is optimistic: conversions arrive before the zeros of
+        non-responders, so a policy that learned only the conversions as they
+        came would favour whatever it chose lately. False: the engine teaches the
+        whole reward once, when the attribution window closes.
+        """
+        ...
+
+    def forget(self, context: Context, action: JointAction, reward: float) -> None:
+        """Undo a ``first=True`` update of ``reward`` (the decision was never carried out)."""
+        ...
+
     def snapshot(self) -> bytes:
         """What this process has learned, to share and to survive restarts."""
         ...

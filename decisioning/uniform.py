@@ -60,6 +60,15 @@ class UniformRandom:
         check_joint_action("action", action)
         check_finite("reward", reward)
 
+    @property
+    def learns_before_close(self) -> bool:
+        """Learns each decision once, from its whole reward when its window closes."""
+        return False
+
+    def forget(self, context: Context, action: JointAction, reward: float) -> None:
+        """Never needed: nothing is learned before a window closes."""
+        raise NotImplementedError(f"{type(self).__name__} learns only when a window closes")
+
     def snapshot(self) -> bytes:
         """Nothing learned, nothing to share."""
         return b""

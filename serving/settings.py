@@ -54,6 +54,23 @@ class Settings(BaseSettings):
         DEFAULT_CONFIG, description="Catalogue, slots, contact rules, holdout and rewards (YAML)."
     )
 
+    admin_key: str | None = Field(
+        None,
+        description="Bearer token for /reports and other admin routes; unset disables them.",
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="Where alerts and their resolutions are POSTed (they are logged too)."
+    )
+    alert_interval: float = Field(
+        60.0, gt=0.0, description="Seconds between the server's alert evaluations."
+    )
+    latency_objective_ms: float = Field(
+        10.0, gt=0.0, description="Decision latency p99 objective; above it, an alert fires."
+    )
+    feature_max_age_hours: float = Field(
+        48.0, gt=0.0, description="Features older than this (last materialisation) are stale."
+    )
+
     model_name: str = "nudge-propensity"
     model_alias: str = "champion"
     experiment: str = "nudge-propensity"
@@ -75,7 +92,11 @@ class Settings(BaseSettings):
         >>> Settings(port=8100).as_env()["NUDGE_PORT"]
         '8100'
         """
-        return {f"NUDGE_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+        return {
+            f"NUDGE_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None  # unset stays unset, not the text "None"
+        }
 
     @property
     def decision_db(self) -> Path:

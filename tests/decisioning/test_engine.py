@@ -261,21 +261,51 @@ def test_conversions_in_the_window_credit_and_teach_as_they_arrive(
     assert engine.log.credited_reward(decision.decision_id) == pytest.approx(141.5)
 
 
-def test_a_closed_window_without_conversion_teaches_a_zero_reward_once(
+def test_a_decision_counts_as_no_conversion_at_once_and_conversions_correct_it(
     make_engine: EngineFactory, clock: TickingClock
 ) -> None:
+    # Linear Thompson sampling learns before windows close: a pending decision
+    # is a zero now (so non-responders count without waiting), each conversion a
+    # correction when it comes, and the closing window only makes the zero final.
     engine = make_engine()
+    assert engine.policy.learns_before_close
+    start = engine.policy.version
     quiet = engine.decide(ask("c1", slots=["now"]))
     converted = engine.decide(ask("c3", slots=["now"]))
-    engine.record_outcome(converted.decision_id, event="conversion", occurred_at=clock.now)
+    after_decisions = engine.policy.version
+    assert after_decisions != start
+    receipt = engine.record_outcome(
+        converted.decision_id, event="conversion", occurred_at=clock.now
+    )
+    assert receipt.learned
+    after_conversion = engine.policy.version
+    assert after_conversion != after_decisions
     assert engine.finalise_due() == 0  # no window has closed yet
     clock.advance(timedelta(hours=73, minutes=5))
-    before = engine.policy.version
     assert engine.finalise_due() == 2
     assert engine.finalise_due() == 0
     assert engine.log.credited_reward(quiet.decision_id) == 0.0
     assert engine.log.credited_reward(converted.decision_id) == 1.0
-    assert engine.policy.version != before  # the non-responder taught something
+    assert engine.policy.version == after_conversion  # nothing was waiting for the close
+
+
+def test_a_policy_that_learns_at_the_close_gets_the_whole_reward_then(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    from decisioning import EpsilonGreedy
+
+    engine = make_engine(policy=EpsilonGreedy(epsilon=0.1, seed=0), config=make_config(caps=[]))
+    quiet = engine.decide(ask("c1", slots=["now"]))
+    converted = engine.decide(ask("c3", slots=["now"]))
+    receipt = engine.record_outcome(
+        converted.decision_id, event="purchase", value=2.0, occurred_at=clock.now
+    )
+    assert receipt.credited and not receipt.learned
+    assert engine.policy.version.endswith("+0")
+    clock.advance(timedelta(hours=73, minutes=5))
+    assert engine.finalise_due() == 2
+    assert engine.policy.version.endswith("+2")  # both decisions, each once
+    assert engine.log.credited_reward(quiet.decision_id) == 0.0
 
 
 def test_a_cancelled_decision_frees_its_cap_and_teaches_nothing(
@@ -283,9 +313,12 @@ def test_a_cancelled_decision_frees_its_cap_and_teaches_nothing(
 ) -> None:
     engine = make_engine()
     email = [CandidateMessage("welcome", ("email",))]
+    untaught = engine.policy.snapshot()
     decision = engine.decide(ask("c1", candidates=email, allow_no_send=False))
     assert len(engine.contacts.sends("c1")) == 1
+    assert engine.policy.snapshot() != untaught  # the pending zero
     assert engine.cancel(decision.decision_id)
+    assert engine.policy.version.endswith("+0")
     assert engine.contacts.sends("c1") == []
     assert not engine.cancel(decision.decision_id)
     clock.advance(timedelta(days=4))
@@ -370,10 +403,11 @@ def test_workers_share_what_they_learn_and_a_restart_keeps_it(
         decision = one.decide(ask(customer, candidates=email, slots=["09:00"]))
         one.record_outcome(decision.decision_id, event="conversion", occurred_at=clock.now)
     probe = ask("c1", candidates=email, slots=["09:00"])
-    means_one = {k: s.mean for k, s in one.decide(probe).scores.items()}
-    assert {k: s.mean for k, s in two.decide(probe).scores.items()} != means_one
+    assert one.policy.version != two.policy.version
     one.sync()
     two.sync()
+    # Each probe is read before the probing decision itself is learned.
+    means_one = {k: s.mean for k, s in one.decide(probe).scores.items()}
     means_two = {k: s.mean for k, s in two.decide(probe).scores.items()}
     assert means_two == pytest.approx(means_one, abs=1e-9)
     restarted = make_engine(worker_id="three", config=uncapped)
