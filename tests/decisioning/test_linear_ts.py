@@ -369,3 +369,26 @@ def test_the_vocabulary_grows_only_when_asked() -> None:
 def test_bad_parameters_name_the_field(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(InvalidRequest, match=match):
         LinearThompson(**kwargs)  # type: ignore[arg-type]
+
+
+def test_forget_takes_back_exactly_what_a_first_update_taught() -> None:
+    from decisioning.linear_ts import LinearThompson
+    from decisioning.types import Context, JointAction
+
+    policy = LinearThompson(seed=1)
+    action = JointAction("welcome", "email", "now", None)
+    other = JointAction("news", "sms", "now", None)
+    context = Context("c1", {"engagement_email": 0.4}, {action.key: 0.2, other.key: 0.1})
+    policy.update(context, other, 1.0, first=True)
+    before = policy.snapshot()
+    policy.update(context, action, -0.05, first=True)
+    assert policy.snapshot() != before
+    policy.forget(context, action, -0.05)
+    after = LinearThompson(seed=1)
+    after.absorb([policy.snapshot()])
+    reference = LinearThompson(seed=1)
+    reference.absorb([before])
+    # The forgotten action's columns remain, at their prior weight of zero.
+    expected = {name: reference.coef_.get(name, 0.0) for name in after.coef_}
+    assert after.coef_ == pytest.approx(expected, abs=1e-12)
+    assert after.n_updates_ == reference.n_updates_ == 1
