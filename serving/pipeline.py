@@ -84,6 +84,7 @@ def _policy_values(
     greedy = trained.model.predict_frame(test[list(PROFILE_FEATURES)]).idxmax(axis=1)
     values = {
         "nudge_replay": replayed.value(),
+        "explore_replay": mean_with_ci(replayed.explore_rewards),
         "holdout_replay": mean_with_ci(replayed.holdout_rewards),
         "nudge_ips": ips_value(
             test["arm"].to_numpy(),

@@ -9,8 +9,9 @@ uniformly at random, the matched rewards are an unbiased sample of the
 policy's own value. A decision that does not match is cancelled: what would
 have happened is unknown, so the policy must not learn from it.
 
-Holdout decisions are counted apart: the policy's value is that of the
-decisions it made (its own and its exploration slice).
+The three groups are counted apart: the policy's value is that of the
+decisions it made itself; the uniform exploration slice and the holdout are
+reported beside it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ CANDIDATES = [{"message": "mens"}, {"message": "womens"}]
 class ReplayResult:
     decisions: int
     rewards: list[float] = field(default_factory=list)
+    """Matched rewards of the learning policy's own decisions."""
+    explore_rewards: list[float] = field(default_factory=list)
+    """Matched rewards of the uniform exploration slice."""
     holdout_rewards: list[float] = field(default_factory=list)
     chosen: Counter[str] = field(default_factory=Counter)
     groups: Counter[str] = field(default_factory=Counter)
@@ -51,7 +55,7 @@ class ReplayResult:
 
     @property
     def matched(self) -> int:
-        return len(self.rewards)
+        return len(self.rewards) + len(self.explore_rewards) + len(self.holdout_rewards)
 
     def value(self) -> PolicyValue:
         return mean_with_ci(self.rewards)
@@ -116,5 +120,6 @@ def replay(client: JsonClient, logged: pd.DataFrame, *, progress: bool = True) -
                     "occurred_at": datetime.now(UTC).isoformat(),
                 },
             )
-        (result.holdout_rewards if group == "holdout" else result.rewards).append(float(visit))
+        by_group = {"holdout": result.holdout_rewards, "explore": result.explore_rewards}
+        by_group.get(group, result.rewards).append(float(visit))
     return result

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     policy: Literal["linear_ts", "epsilon_greedy", "uniform"] = "linear_ts"
     epsilon: float = Field(0.1, ge=0.0, le=1.0, description="epsilon_greedy's exploration rate.")
     learning_rate: float = Field(0.05, gt=0.0, description="epsilon_greedy's learning rate.")
+    ts_exploration: float = Field(
+        1.0,
+        ge=0.0,
+        description="linear_ts: scale of the posterior spread when choosing (0 greedy).",
+    )
     prior_precision: float = Field(
         30.0,
         gt=0.0,

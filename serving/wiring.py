@@ -75,7 +75,9 @@ def build_policy(settings: Settings, seed: int | None = None) -> Policy:
         return EpsilonGreedy(
             epsilon=settings.epsilon, learning_rate=settings.learning_rate, seed=seed
         )
-    return LinearThompson(prior_precision=settings.prior_precision, seed=seed)
+    return LinearThompson(
+        prior_precision=settings.prior_precision, exploration=settings.ts_exploration, seed=seed
+    )
 
 
 def worker_seed(seed: int, worker_id: str) -> int:

@@ -34,7 +34,11 @@ def test_summary_has_every_policy_with_a_sane_interval(demo_run: DemoRun) -> Non
         summary["policy_value"][a]["n"] for a in ("mens_email", "womens_email", "no_email")
     )
     assert arms_n == test_rows
-    assert summary["policy_value"]["nudge_replay"]["n"] == summary["replay"]["matched"]
+    matched = sum(
+        summary["policy_value"][name]["n"]
+        for name in ("nudge_replay", "explore_replay", "holdout_replay")
+    )
+    assert matched == summary["replay"]["matched"]
     assert summary["replay"]["decisions"] == test_rows
     assert set(summary["timings_s"]) >= {"ingest", "features", "train", "serve", "replay", "report"}
 

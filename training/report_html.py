@@ -18,6 +18,8 @@ __all__ = ["render_report"]
 
 POLICY_LABELS = {
     "nudge_replay": "Nudge policy (replay through the API)",
+    "explore_replay": "Its 5 % uniform exploration slice (replay)",
+    "holdout_replay": "Its holdout: no e-mail (replay)",
     "nudge_ips": "Nudge's learned greedy policy (IPS)",
     "random": "Uniform random",
     "mens_email": "Always Mens e-mail",
