@@ -107,6 +107,7 @@ class _Acted:
     group: DecisionGroup
     action: JointAction
     prior: float
+    baseline: float
     model_version: str
     features: Mapping[str, FeatureValue]
     time_zone: str
@@ -122,6 +123,7 @@ class _Acted:
             decision.group,
             decision.action,
             decision.scores[decision.action.key].prior,
+            _baseline_of({key: score.prior for key, score in decision.scores.items()}),
             decision.model_version,
             decision.features,
             decision.time_zone,
@@ -395,12 +397,14 @@ class DecisionEngine:
                 if hour is None:
                     hour = hours[a.send_at] = hour_of_week(a.send_at, zone)
                 local_hours[a.key] = hour
+        scaled = {key: prior / scale for key, prior in priors.items()}
         context = Context(
             checked.customer_id,
             features,
-            {key: prior / scale for key, prior in priors.items()},
+            scaled,
             local_hours,
             checked.journey,
+            baseline=_baseline_of(scaled),
         )
         share = self._config.exploration
         k = len(eligible)
@@ -753,7 +757,25 @@ def _context_of(decision: _Acted, scale: float) -> Context:
         zone = load_zone(decision.time_zone, "time_zone")
         local_hours[action.key] = hour_of_week(action.send_at, zone)
     priors = {action.key: decision.prior / scale}
-    return Context(decision.customer_id, decision.features, priors, local_hours, decision.journey)
+    return Context(
+        decision.customer_id,
+        decision.features,
+        priors,
+        local_hours,
+        decision.journey,
+        baseline=decision.baseline / scale,
+    )
+
+
+def _baseline_of(priors: Mapping[str, float]) -> float:
+    """The customer's expected reward without contact: the no-send prior, else the mean prior.
+
+    Worked out from the eligible candidates' priors, the same way when choosing
+    and when learning, so that each action's ``prior_lift`` is the same both times.
+    """
+    if NO_SEND in priors:
+        return priors[NO_SEND]
+    return sum(priors.values()) / len(priors) if priors else 0.0
 
 
 def _check_model_arms(config: DecisionConfig, model: PriorModel) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from decisioning.types import Context, JointAction
+from decisioning.types import NO_SEND, Context, JointAction
 from features import FeatureValue
 
 __all__ = ["FIXED_FEATURES", "JointFeaturizer"]
@@ -27,10 +27,20 @@ FIXED_FEATURES = (
     "engagement_missing",
     "activity",
     "activity_missing",
+    "prior_lift",
 )
 """The columns every featurizer starts with, in this order; named columns follow as seen."""
 
-BIAS, PRIOR, NO_SEND_COLUMN, ENGAGEMENT, ENGAGEMENT_MISSING, ACTIVITY, ACTIVITY_MISSING = range(7)
+(
+    BIAS,
+    PRIOR,
+    NO_SEND_COLUMN,
+    ENGAGEMENT,
+    ENGAGEMENT_MISSING,
+    ACTIVITY,
+    ACTIVITY_MISSING,
+    PRIOR_LIFT,
+) = range(8)
 
 _HOURS_OF_WEEK = 168
 _HOW_FEATURES = tuple(f"activity_how_{h}" for h in range(_HOURS_OF_WEEK))
@@ -47,12 +57,14 @@ class JointFeaturizer:
     local send hour, else ``activity_hour_<hour of day>``; 0 and
     ``activity_missing`` = 1 when neither is there); then one-hot
     ``message=<m>``, ``channel=<c>``, ``slot=<s>`` and ``message×channel=<m>/<c>``
-    columns, added the first time a name appears. A value that is not a finite
+    columns, added the first time a name appears; ``prior_lift``, the prior minus
+    the customer's baseline (:attr:`Context.baseline`): how much better the model
+    thinks this action is than not contacting. A value that is not a finite
     number counts as missing. The vocabulary only grows, so a column keeps its
     index for the featurizer's life; another process may order its columns
     differently, which is why learned statistics travel with :attr:`names`.
 
-    >>> from decisioning.types import Context, JointAction
+    >>> from decisioning.types import NO_SEND, Context, JointAction
     >>> featurizer = JointFeaturizer()
     >>> context = Context(
     ...     "c1", {"engagement_email": 0.8, "activity_hour_9": 0.5},
@@ -62,8 +74,8 @@ class JointFeaturizer:
     >>> x = featurizer.transform(context, [JointAction("welcome", "email", "9am", None)])
     >>> dict(zip(featurizer.names, x[0].tolist()))  # doctest: +NORMALIZE_WHITESPACE
     {'bias': 1.0, 'prior': 0.1, 'no_send': 0.0, 'engagement': 0.8, 'engagement_missing': 0.0,
-     'activity': 0.5, 'activity_missing': 0.0, 'message=welcome': 1.0, 'channel=email': 1.0,
-     'slot=9am': 1.0, 'message×channel=welcome/email': 1.0}
+     'activity': 0.5, 'activity_missing': 0.0, 'prior_lift': 0.1, 'message=welcome': 1.0,
+     'channel=email': 1.0, 'slot=9am': 1.0, 'message×channel=welcome/email': 1.0}
     >>> featurizer.transform(context, [JointAction.no_send()])[0].tolist()[:3]
     [1.0, 0.0, 1.0]
     """
@@ -163,6 +175,7 @@ class JointFeaturizer:
         x[:, ENGAGEMENT_MISSING] = engagement_missing
         x[:, ACTIVITY] = activity
         x[:, ACTIVITY_MISSING] = activity_missing
+        x[:, PRIOR_LIFT] = np.asarray(priors, dtype=float) - _baseline(context, priors)
         starts = np.repeat(np.arange(0, k * width, width), counts)
         x.ravel()[starts + np.array(columns, dtype=np.intp)] = 1.0
         return x
@@ -219,3 +232,11 @@ def _activity(features: Mapping[str, FeatureValue], hour_of_week: int | None) ->
     if value is None:
         value = _number(features.get(_HOUR_FEATURES[hour_of_week % 24]))
     return value
+
+
+def _baseline(context: Context, priors: Sequence[float]) -> float:
+    if context.baseline is not None:
+        return context.baseline
+    if NO_SEND in context.priors:
+        return float(context.priors[NO_SEND])
+    return float(np.mean(priors)) if len(priors) else 0.0

@@ -66,7 +66,7 @@ from decisioning._checks import (
     check_priors,
     check_seed,
 )
-from decisioning.joint_features import PRIOR, JointFeaturizer
+from decisioning.joint_features import PRIOR, PRIOR_LIFT, JointFeaturizer
 from decisioning.types import ActionScore, Context, JointAction, Selection
 from features.errors import InvalidRequest
 
@@ -181,6 +181,11 @@ class LinearThompson:
       candidates exactly as the offline model does.
     - ``noise`` (σ): standard deviation of a reward around its expected value,
       in reward units. Together they set how fast data overrides the prior.
+    - ``lift_precision``: precision of the prior on ``prior_lift`` (the model's
+      difference between an action and not contacting), centred on 0; weak by
+      default, so the data decides how much of that difference to believe. An
+      uplift model whose differences are mostly noise is then discounted while
+      its level (``prior``) is kept.
     - ``exploration``: multiplies the posterior sd when choosing (0 is greedy
       on the posterior mean; the reported ``uncertainty`` is never scaled).
     - ``seed``: the generator of the draws; the same seed gives the same choices.
@@ -213,8 +218,10 @@ class LinearThompson:
         exploration: float = 1.0,
         seed: int = 0,
         nodes: int = 48,
+        lift_precision: float = 1.0,
     ) -> None:
         self.prior_precision = check_positive("prior_precision", prior_precision)
+        self.lift_precision = check_positive("lift_precision", lift_precision)
         self.noise = check_positive("noise", noise)
         self.exploration = check_non_negative("exploration", exploration)
         self.seed = check_seed(seed)
@@ -323,7 +330,12 @@ class LinearThompson:
 
     def clone(self) -> LinearThompson:
         return LinearThompson(
-            self.prior_precision, self.noise, self.exploration, self.seed, self.nodes
+            self.prior_precision,
+            self.noise,
+            self.exploration,
+            self.seed,
+            self.nodes,
+            self.lift_precision,
         )
 
     # -- what it has learned -----------------------------------------------------------------
@@ -349,7 +361,8 @@ class LinearThompson:
     def __repr__(self) -> str:
         return (
             f"LinearThompson(prior_precision={self.prior_precision!r}, noise={self.noise!r}, "
-            f"exploration={self.exploration!r}, seed={self.seed!r}, nodes={self.nodes!r})"
+            f"exploration={self.exploration!r}, seed={self.seed!r}, nodes={self.nodes!r}, "
+            f"lift_precision={self.lift_precision!r})"
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -381,6 +394,9 @@ class LinearThompson:
             scale = 1.0 / (self.noise * self.noise)
             precision = (own.gram + others.gram) * scale
             precision[np.diag_indices(d)] += self.prior_precision
+            # The model's difference between actions gets a weak prior (weight 0,
+            # precision lift_precision): how far to trust it is left to the data.
+            precision[PRIOR_LIFT, PRIOR_LIFT] += self.lift_precision - self.prior_precision
             target = (own.moment + others.moment) * scale
             target[PRIOR] += self.prior_precision
             lower = np.linalg.cholesky(precision)

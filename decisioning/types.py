@@ -92,6 +92,13 @@ class Context:
     priors: Mapping[str, float]
     local_hours: Mapping[str, int] = field(default_factory=dict)
     journey: str = "default"
+    baseline: float | None = None
+    """The expected reward of not contacting this customer, on the priors' scale.
+
+    Splits each prior into the customer's level and the model's difference
+    between actions, which a policy may trust less. None: the ``no_send``
+    prior if it is a candidate, else the mean prior of the candidates.
+    """
 
 
 @dataclass(frozen=True)

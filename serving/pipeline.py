@@ -84,6 +84,9 @@ def _policy_values(
     greedy = trained.model.predict_frame(test[list(PROFILE_FEATURES)]).idxmax(axis=1)
     values = {
         "nudge_replay": replayed.value(),
+        # The whole replay includes the policy's learning; its second half shows
+        # what it does once it has learned.
+        "nudge_replay_late": mean_with_ci(replayed.rewards[len(replayed.rewards) // 2 :]),
         "explore_replay": mean_with_ci(replayed.explore_rewards),
         "holdout_replay": mean_with_ci(replayed.holdout_rewards),
         "nudge_ips": ips_value(
@@ -101,11 +104,11 @@ def _policy_values(
 
 
 def _print_table(values: dict[str, dict[str, Any]], out: TextIO) -> None:
-    print(f"\n{'policy':<14}{'visit rate':>12}{'95 % CI':>22}{'n':>9}", file=out)
+    print(f"\n{'policy':<18}{'visit rate':>12}{'95 % CI':>22}{'n':>9}", file=out)
     for name, value in values.items():
         low, high = value["ci95"]
         print(
-            f"{name:<14}{value['mean']:>12.4f}{f'[{low:.4f}, {high:.4f}]':>22}{value['n']:>9,}",
+            f"{name:<18}{value['mean']:>12.4f}{f'[{low:.4f}, {high:.4f}]':>22}{value['n']:>9,}",
             file=out,
         )
     print(file=out)

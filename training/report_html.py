@@ -18,6 +18,7 @@ __all__ = ["render_report"]
 
 POLICY_LABELS = {
     "nudge_replay": "Nudge policy (replay through the API)",
+    "nudge_replay_late": "Nudge policy, second half of the replay (after learning)",
     "explore_replay": "Its 5 % uniform exploration slice (replay)",
     "holdout_replay": "Its holdout: no e-mail (replay)",
     "nudge_ips": "Nudge's learned greedy policy (IPS)",

@@ -331,8 +331,10 @@ def test_features_read_the_channel_engagement_and_the_send_hour_activity() -> No
     assert x[:, column["prior"]].tolist() == [0.2, 0.1, 0.05, 0.0]
     assert x[:, column["message×channel=promo/sms"]].tolist() == [0.0, 1.0, 0.0, 0.0]
     assert x[:, column["slot=evening"]].tolist() == [0.0, 0.0, 1.0, 0.0]
+    # prior_lift: the prior minus the no-send prior (0.0 here, a candidate).
+    assert x[:, column["prior_lift"]].tolist() == [0.2, 0.1, 0.05, 0.0]
     assert x.sum(axis=1).tolist() == pytest.approx(
-        [1 + 0.2 + 0.7 + 0.9 + 4, 1 + 0.1 + 1 + 0.4 + 4, 1 + 0.05 + 2 + 4, 2]
+        [1 + 0.4 + 0.7 + 0.9 + 4, 1 + 0.2 + 1 + 0.4 + 4, 1 + 0.1 + 2 + 4, 2]
     )
 
 
