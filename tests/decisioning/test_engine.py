@@ -300,7 +300,8 @@ def test_a_policy_that_learns_at_the_close_gets_the_whole_reward_then(
     receipt = engine.record_outcome(
         converted.decision_id, event="purchase", value=2.0, occurred_at=clock.now
     )
-    assert receipt.credited and not receipt.learned
+    assert receipt.credited
+    assert not receipt.learned
     assert engine.policy.version.endswith("+0")
     clock.advance(timedelta(hours=73, minutes=5))
     assert engine.finalise_due() == 2
