@@ -505,6 +505,24 @@ class DecisionEngine:
             action.key, "frequency_cap", f"{scope} cap {full.limit} per {full.window} reached"
         )
 
+    def uplift_score(self, decision: Decision) -> float | None:
+        """The champion model's best incremental value over no contact for the decision's
+        customer, from the features logged with it: the score of an uplift (Qini) curve.
+
+        Scored the same way for every group, the holdout included, so that a
+        curve can rank treated and control customers alike. None when no
+        configured message has a model arm.
+        """
+        every_prior = self._model.predict_one(decision.features)
+        control = self._config.control_arm
+        baseline = every_prior.get(control, 0.0) if control is not None else 0.0
+        lifts = [
+            every_prior[m.model_arm] - baseline
+            for m in self._config.messages.values()
+            if m.model_arm is not None and m.model_arm in every_prior
+        ]
+        return max(lifts) if lifts else None
+
     # -- at send time -------------------------------------------------------------------
 
     def check_send(self, decision_id: str) -> SendCheck:

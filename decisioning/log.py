@@ -92,12 +92,27 @@ class DecisionLog(Protocol):
         """
         ...
 
+    def count_due_windows(self, now: datetime) -> int:
+        """How many decisions :meth:`due_windows` would return without a limit.
+
+        The backlog of windows waiting to be finalised: monitoring watches it grow.
+        """
+        ...
+
     def count_decisions(self) -> int:
         """How many decisions are recorded."""
         ...
 
-    def iter_decisions(self) -> Iterator[Decision]:
-        """Every decision in the order it was recorded, for reports and evaluation."""
+    def iter_decisions(self, since: datetime | None = None) -> Iterator[Decision]:
+        """Every decision in the order it was recorded, for reports and evaluation.
+
+        With ``since``, only those decided at or after it (a report of recent weeks
+        need not decode years of history).
+        """
+        ...
+
+    def iter_outcomes(self) -> Iterator[Outcome]:
+        """Every outcome in the order it was recorded, for reports and evaluation."""
         ...
 
     def record_holdout_change(self, at: datetime, percent: float) -> None:

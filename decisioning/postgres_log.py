@@ -32,7 +32,7 @@ __all__ = ["PostgresDecisionLog"]
 # types. ``json`` rather than ``jsonb`` keeps the text as written: key order and
 # every digit, at no parsing cost on insert. Flags are 0/1 smallints, so a
 # report's SQL runs unchanged on either backend. ``seq`` is the insertion order
-# that iter_decisions pages by.
+# that iter_decisions and iter_outcomes page by.
 _SCHEMA = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
     """CREATE TABLE IF NOT EXISTS {s}.decisions (
@@ -83,6 +83,7 @@ _SCHEMA = (
         recorded_at timestamptz NOT NULL DEFAULT now()
     )""",
     "CREATE INDEX IF NOT EXISTS outcomes_by_decision ON {s}.outcomes (decision_id, seq)",
+    "CREATE INDEX IF NOT EXISTS outcomes_by_seq ON {s}.outcomes (seq)",
     """CREATE TABLE IF NOT EXISTS {s}.holdout_changes (
         seq     bigint GENERATED ALWAYS AS IDENTITY,
         at      timestamptz NOT NULL,
@@ -249,27 +250,39 @@ class PostgresDecisionLog:
             ).fetchall()
         return [decision_from_row(row, _in_utc) for row in rows]
 
+    def count_due_windows(self, now: datetime) -> int:
+        due = utc(now, "now")
+        with self._pool.connection() as conn:
+            # The same conditions as due_windows: counted from decisions_open_windows alone.
+            row = conn.execute(
+                f"SELECT count(*) FROM {self._s}.decisions "
+                "WHERE window_closed = 0 AND attribution_closes_at <= %s",
+                (due,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def count_decisions(self) -> int:
         with self._pool.connection() as conn:
             row = conn.execute(f"SELECT count(*) FROM {self._s}.decisions").fetchone()
         return int(row[0]) if row else 0
 
-    def iter_decisions(self) -> Iterator[Decision]:
+    def iter_decisions(self, since: datetime | None = None) -> Iterator[Decision]:
         # Pages by seq, borrowing a connection per page, so a long report neither
         # holds every row in memory nor keeps a pooled connection from the workers.
-        last = 0
-        while True:
-            with self._pool.connection() as conn:
-                rows = conn.execute(
-                    f"SELECT seq, {_DECISIONS} FROM {self._s}.decisions "
-                    "WHERE seq > %s ORDER BY seq LIMIT %s",
-                    (last, _PAGE),
-                ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield decision_from_row(row[1:], _in_utc)
-            last = rows[-1][0]
+        # ``since`` is a filter, not an index: history is read once per report.
+        query = f"SELECT seq, {_DECISIONS} FROM {self._s}.decisions WHERE seq > %s"
+        params: tuple[object, ...] = ()
+        if since is not None:
+            query += " AND decided_at >= %s"
+            params = (utc(since, "since"),)
+        for row in self._pages(query + " ORDER BY seq LIMIT %s", *params):
+            yield decision_from_row(row, _in_utc)
+
+    def iter_outcomes(self) -> Iterator[Outcome]:
+        for row in self._pages(
+            f"SELECT seq, {_OUTCOMES} FROM {self._s}.outcomes WHERE seq > %s ORDER BY seq LIMIT %s"
+        ):
+            yield outcome_from_row(row, _in_utc)
 
     def record_holdout_change(self, at: datetime, percent: float) -> None:
         row = (utc(at, "at"), check_finite("percent", percent))
@@ -302,6 +315,22 @@ class PostgresDecisionLog:
         return conn.execute(
             f"SELECT {_DECISIONS} FROM {self._s}.decisions WHERE {column} = %s", (value,)
         ).fetchone()
+
+    def _pages(self, query: str, *params: object) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``query`` page by page, without their leading seq.
+
+        ``query`` selects seq first and takes the last seq seen, then ``params``,
+        then the page size.
+        """
+        last = 0
+        while True:
+            with self._pool.connection() as conn:
+                rows = conn.execute(query, (last, *params, _PAGE)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield tuple(row[1:])
+            last = rows[-1][0]
 
     def _flags(self, decision_id: str, columns: str) -> tuple[Any, ...]:
         with self._pool.connection() as conn:

@@ -239,27 +239,40 @@ class SQLiteDecisionLog:
             ).fetchall()
         return [decision_from_row(row, datetime.fromisoformat) for row in rows]
 
+    def count_due_windows(self, now: datetime) -> int:
+        due = utc_text(utc(now, "now"))
+        with self._lock:
+            # The same conditions as due_windows: counted from decisions_open_windows alone.
+            (count,) = self._conn.execute(
+                "SELECT COUNT(*) FROM decisions "
+                "WHERE window_closed = 0 AND attribution_closes_at <= ?",
+                (due,),
+            ).fetchone()
+        return int(count)
+
     def count_decisions(self) -> int:
         with self._lock:
             (count,) = self._conn.execute("SELECT COUNT(*) FROM decisions").fetchone()
         return int(count)
 
-    def iter_decisions(self) -> Iterator[Decision]:
+    def iter_decisions(self, since: datetime | None = None) -> Iterator[Decision]:
         # Pages by rowid, taking the lock per page, so a long report neither holds
         # every row in memory nor blocks the decisions being made meanwhile.
-        last = 0
-        while True:
-            with self._lock:
-                rows = self._conn.execute(
-                    f"SELECT rowid, {_DECISIONS} FROM decisions "
-                    "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                    (last, _PAGE),
-                ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield decision_from_row(row[1:], datetime.fromisoformat)
-            last = rows[-1][0]
+        # ``since`` is a filter, not an index: history is read once per report. Without
+        # it the bound is the empty text, which every moment's text sorts after.
+        start = "" if since is None else utc_text(utc(since, "since"))
+        for row in self._pages(
+            f"SELECT rowid, {_DECISIONS} FROM decisions "
+            "WHERE rowid > ? AND decided_at >= ? ORDER BY rowid LIMIT ?",
+            start,
+        ):
+            yield decision_from_row(row, datetime.fromisoformat)
+
+    def iter_outcomes(self) -> Iterator[Outcome]:
+        for row in self._pages(
+            f"SELECT rowid, {_OUTCOMES} FROM outcomes WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        ):
+            yield outcome_from_row(row, datetime.fromisoformat)
 
     def record_holdout_change(self, at: datetime, percent: float) -> None:
         row = (utc_text(utc(at, "at")), check_finite("percent", percent))
@@ -287,6 +300,22 @@ class SQLiteDecisionLog:
             f"SELECT {_DECISIONS} FROM decisions WHERE {column} = ?", (value,)
         ).fetchone()
         return row
+
+    def _pages(self, query: str, *params: object) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``query`` page by page, without their leading rowid.
+
+        ``query`` selects the rowid first and takes the last rowid seen, then
+        ``params``, then the page size.
+        """
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(query, (last, *params, _PAGE)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield tuple(row[1:])
+            last = rows[-1][0]
 
     def _flags(self, decision_id: str, columns: str) -> tuple[Any, ...]:
         with self._lock:

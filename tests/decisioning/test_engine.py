@@ -472,3 +472,13 @@ def test_a_batch_of_outcomes_keeps_the_good_ones_and_reports_the_bad_by_place(
     assert engine.log.credited_reward(decisions[0].decision_id) == 10.0
     assert engine.log.credited_reward(decisions[1].decision_id) is None
     assert engine.log.credited_reward(decisions[2].decision_id) == 1.0
+
+
+def test_the_uplift_score_is_the_models_best_gain_over_no_contact(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine(config=with_holdout(make_config(), 100.0))
+    held_out = engine.decide(ask("c2"))
+    assert held_out.group == "holdout"
+    # welcome 0.30 and discount 0.20 against none 0.05, each + 0.05 for a VIP.
+    assert engine.uplift_score(held_out) == pytest.approx(0.25)
