@@ -26,9 +26,11 @@ from decisioning import CandidateMessage, Decision, DecisionRequest, OutcomeRepo
 from decisioning.contact_store import ContactStore
 from decisioning.slots import load_zone
 from features import InvalidRequest, NudgeError
+from serving.alerts import AlertMonitor
 from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers, printable, status_for
 from serving.metrics import ApiMetrics
+from serving.monitoring import observe_receipt
 from serving.schemas import (
     CancelResponse,
     ChannelContactState,
@@ -138,19 +140,34 @@ def create_app(
             except Exception:  # a store hiccup must not end the loop for good
                 _log.exception("sharing policy state or closing windows failed; retrying")
 
+    async def keep_watch(monitor: AlertMonitor) -> None:
+        # In a worker thread: reading the log and the Feast registry takes a while.
+        while True:
+            await asyncio.sleep(settings.alert_interval)
+            try:
+                await asyncio.to_thread(monitor.run, datetime.now(UTC))
+            except Exception:  # a store hiccup must not end monitoring for good
+                _log.exception("refreshing gauges or evaluating alerts failed; retrying")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = runtime_factory(settings)
         app.state.runtime = runtime
         freeze_startup_heap()
         metrics.model_info.labels(name=runtime.model_name, version=runtime.model_version).set(1)
-        syncing = asyncio.create_task(keep_in_sync(runtime))
+        monitor = AlertMonitor(settings, runtime, metrics)
+        tasks = [
+            asyncio.create_task(keep_in_sync(runtime)),
+            asyncio.create_task(keep_watch(monitor)),
+        ]
         try:
             yield
         finally:
-            syncing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await syncing
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await asyncio.to_thread(monitor.close)  # waits for a round still in its thread
             runtime.close()
 
     app = FastAPI(
@@ -239,6 +256,7 @@ def create_app(
             outcome_id=body.outcome_id,
         )
         metrics.outcomes.labels(event=receipt.outcome.event, new=str(receipt.new).lower()).inc()
+        observe_receipt(metrics, runtime_of(request).engine.log, receipt)
         if receipt.learned:
             metrics.reward.observe(receipt.outcome.reward)
         return OutcomeResponse(
@@ -269,6 +287,7 @@ def create_app(
                 )
                 continue
             metrics.outcomes.labels(event=result.outcome.event, new=str(result.new).lower()).inc()
+            observe_receipt(metrics, runtime_of(request).engine.log, result)
             if result.learned:
                 metrics.reward.observe(result.outcome.reward)
             items.append(

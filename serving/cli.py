@@ -63,6 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the decision API until stopped")
     _add_common(serve)
     _add_server(serve)
+
+    report = commands.add_parser("report", help="reports over the decision log")
+    report_commands = report.add_subparsers(dest="report_command", required=True)
+    uplift = report_commands.add_parser(
+        "uplift", help="uplift against the holdout, policy values; HTML, JSON and CSV files"
+    )
+    _add_common(uplift)
+    uplift.add_argument("--journey", help="only this journey")
+    uplift.add_argument("--since", help="only decisions from this ISO date or date-time on")
+    uplift.add_argument("--reports-dir", type=Path, help="where the files go (default reports)")
+    uplift.add_argument("--decision-config", type=Path, help="the server's decision configuration")
+    uplift.add_argument("--storage", choices=["embedded", "scale"])
+
+    alerts = commands.add_parser("alerts", help="monitoring alerts")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    check = alert_commands.add_parser("check", help="judge every alert now and print the result")
+    _add_common(check)
+    check.add_argument(
+        "--decision-config", type=Path, help="the decision configuration the server runs with"
+    )
+    check.add_argument("--storage", choices=["embedded", "scale"])
+    check.add_argument("--url", help="a running server (http://host:port) whose latency to judge")
     return parser
 
 
@@ -145,6 +167,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.command == "serve":
             _serve(settings)
+        elif args.command == "report":
+            from serving.report_command import write_uplift_report
+            from serving.reports_api import parse_since
+
+            written = write_uplift_report(
+                settings, journey=args.journey, since=parse_since(args.since)
+            )
+            for warning in written.warnings:
+                print(f"note: {warning}")
+            print(f"Wrote {written.html}, {written.json} and {len(written.csv)} CSV files")
+        elif args.command == "alerts":
+            from serving.alerts import check_findings, format_findings
+
+            findings = check_findings(settings, args.url)
+            print(format_findings(findings, url=args.url))
+            # Like a monitoring probe: 1 when something fires, so scripts can act on it.
+            return 1 if any(f.firing for f in findings) else 0
     except NudgeError as error:
         print(f"nudge: {error}", file=sys.stderr)
         if isinstance(error, NotFound | Unavailable) and args.command == "serve":

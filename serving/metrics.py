@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
@@ -21,9 +23,17 @@ def _keep_values_in_process() -> None:
     import time, for its own Gunicorn feature server. prometheus_client then keeps
     every metric's value in files keyed by name and label, so two apps in one
     process (or a child that inherits the variable) share counts. Nudge's metrics
-    belong to one registry in one process, so they use in-memory values.
+    belong to one registry in one process, so they use in-memory values, and the
+    warnings that removing a label set "is not implemented in multi-process mode"
+    (raised whenever that variable is set) do not apply to them.
     """
     values.ValueClass = values.MutexValue
+    warnings.filterwarnings(
+        "ignore",
+        message=r"(Clearing|Removal of) labels has not been implemented",
+        category=UserWarning,
+        module="prometheus_client",
+    )
 
 
 @dataclass
@@ -37,6 +47,7 @@ class ApiMetrics:
     """
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    _label_sets: dict[int, set[tuple[str, ...]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         _keep_values_in_process()
@@ -88,12 +99,71 @@ class ApiMetrics:
             ["endpoint", "status"],
             registry=self.registry,
         )
+        self.sends = Counter(
+            "nudge_sends",
+            "Send results reported as outcomes, by channel and status (delivered, failed).",
+            ["channel", "status"],
+            registry=self.registry,
+        )
+        # The gauges below are refreshed on a schedule from the stores
+        # (serving.monitoring.refresh_gauges), not updated per request.
+        self.conversion_rate = Gauge(
+            "nudge_conversion_rate",
+            "Share of decisions whose attribution window closed in the last day that converted, "
+            "by journey and group.",
+            ["journey", "group"],
+            registry=self.registry,
+        )
+        self.reward_rate = Gauge(
+            "nudge_reward_rate",
+            "Mean reward credited per decision whose window closed in the last day, "
+            "by journey and group.",
+            ["journey", "group"],
+            registry=self.registry,
+        )
+        self.feature_age = Gauge(
+            "nudge_feature_age_seconds",
+            "Seconds since the end of the feature view's latest materialisation "
+            "(+Inf when it was never materialised).",
+            ["view"],
+            registry=self.registry,
+        )
+        self.backlog = Gauge(
+            "nudge_attribution_backlog",
+            "Attribution windows that have ended but are not closed yet.",
+            registry=self.registry,
+        )
+        self.alerts_firing = Gauge(
+            "nudge_alerts_firing",
+            "Alerts open, by rule; reported by the one process that evaluates them.",
+            ["rule"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "nudge_model_info",
             "The model version in use (value is always 1).",
             ["name", "version"],
             registry=self.registry,
         )
+
+    def set_gauges(self, gauge: Gauge, by_labels: Mapping[tuple[str, ...], float]) -> None:
+        """Set ``gauge`` to exactly ``by_labels``, keyed by label values: others disappear.
+
+        Label sets are replaced one by one, never cleared first, so a scrape
+        meanwhile sees either the old value or the new one, never none.
+
+        >>> m = ApiMetrics()
+        >>> m.set_gauges(m.feature_age, {("a",): 1.0, ("b",): 2.0})
+        >>> m.set_gauges(m.feature_age, {("b",): 3.0})
+        >>> [m.registry.get_sample_value("nudge_feature_age_seconds", {"view": v}) for v in "ab"]
+        [None, 3.0]
+        """
+        before = self._label_sets.get(id(gauge), set())
+        for labels in before - set(by_labels):
+            gauge.remove(*labels)
+        for labels, value in by_labels.items():
+            gauge.labels(*labels).set(value)
+        self._label_sets[id(gauge)] = set(by_labels)
 
     def observe_decision(self, decision: Decision) -> None:
         """Count one decision by its parts, its exclusions by rule, and its missing features."""

@@ -196,7 +196,8 @@ def test_embedded_workers_share_learning_through_sqlite(
             for i, customer in enumerate(group):
                 _, learned = decide_and_visit(first if i % 5 < 3 else second, customer)
                 assert learned
-            expected = before + len(group)
+            # Two updates each: the decision as "no visit yet", then its visit.
+            expected = before + 2 * len(group)
             wait_until(
                 lambda: all(
                     update_count(c.health()["policy_version"]) == expected for c in (first, second)
@@ -236,7 +237,8 @@ def test_workers_learn_from_each_others_outcomes(
         decision_ids.append(decision_id)
         shares[connection.worker_id] += 1
     assert shares == {first.worker_id: 120, second.worker_id: 80}
-    expected = before + 200
+    # Two updates each: the decision as "no visit yet", then its visit.
+    expected = before + 2 * 200
 
     def every_worker_counts_every_update() -> bool:
         return all(update_count(c.health()["policy_version"]) == expected for c in (first, second))
@@ -249,7 +251,7 @@ def test_workers_learn_from_each_others_outcomes(
     for worker, share in shares.items():
         policy = LinearThompson()
         policy.absorb([published[worker]])
-        assert policy.n_updates_ == share, worker
+        assert policy.n_updates_ == 2 * share, worker
     # Every decision is one row in Postgres, whichever worker made it.
     assert sorted(rows_for(scale_api.settings, customers[LEARNING_CUSTOMERS])) == sorted(
         decision_ids
