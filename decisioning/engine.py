@@ -523,6 +523,17 @@ class DecisionEngine:
         ]
         return max(lifts) if lifts else None
 
+    def greedy_choice(self, decision: Decision, model: PriorModel) -> str:
+        """The eligible action ``model`` would have chosen for the decision, greedily.
+
+        What a challenger model would do on the logged decisions, for
+        off-policy evaluation: its expected reward of each action the decision
+        could take, from the features logged with it.
+        """
+        every_prior = model.predict_one(decision.features)
+        priors = self._priors(list(decision.eligible), every_prior, decision.journey)
+        return max(priors, key=priors.__getitem__)
+
     # -- at send time -------------------------------------------------------------------
 
     def check_send(self, decision_id: str) -> SendCheck:

@@ -31,6 +31,7 @@ from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers, printable, status_for
 from serving.metrics import ApiMetrics
 from serving.monitoring import observe_receipt
+from serving.reports_api import reports_router
 from serving.schemas import (
     CancelResponse,
     ChannelContactState,
@@ -178,6 +179,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(reports_router(settings))
 
     def runtime_of(request: Request) -> Runtime:
         runtime: Runtime = request.app.state.runtime

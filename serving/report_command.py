@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from decisioning import Decision, DecisionEngine
+from features import NotFound
 from serving.settings import Settings
 from serving.wiring import build_runtime
+from training import ModelRegistry
 from training.uplift_report import report_from_log
 from training.uplift_report_html import render_uplift_html
 
-__all__ = ["WrittenReport", "write_uplift_report"]
+__all__ = ["WrittenReport", "challenger_policy", "write_uplift_report"]
+
+
+def challenger_policy(
+    settings: Settings, engine: DecisionEngine
+) -> Callable[[Decision], str] | None:
+    """The registry's ``challenger`` model as a greedy policy over each logged decision,
+    or None when no challenger is registered."""
+    registry = ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    try:
+        challenger = registry.load(settings.model_name, "challenger")
+    except NotFound:
+        return None
+    return lambda decision: engine.greedy_choice(decision, challenger.model)
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,7 @@ def write_uplift_report(
             journey=journey,
             since=since,
             uplift_score=engine.uplift_score,
+            challenger=challenger_policy(settings, engine),
         )
     finally:
         runtime.close()

@@ -153,7 +153,7 @@ def render_uplift_html(report: UpliftReport, *, csv_links: Mapping[str, str] | N
     payload = json.dumps(data, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
     holdout_percent = f"{summary['holdout_percent']:g}"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Nudge uplift report</title>
 <style>{_STYLE}</style></head><body>

@@ -482,3 +482,15 @@ def test_the_uplift_score_is_the_models_best_gain_over_no_contact(
     assert held_out.group == "holdout"
     # welcome 0.30 and discount 0.20 against none 0.05, each + 0.05 for a VIP.
     assert engine.uplift_score(held_out) == pytest.approx(0.25)
+
+
+def test_a_challenger_model_chooses_greedily_among_the_eligible(
+    make_engine: EngineFactory,
+) -> None:
+    from conftest import TableModel
+
+    engine = make_engine()
+    decision = engine.decide(ask("c1", slots=["now"]))
+    challenger = TableModel({"welcome": 0.01, "discount": 0.60, "none": 0.05})
+    # discount (0.60 - cost) beats every other eligible action; the cheapest channel wins ties.
+    assert engine.greedy_choice(decision, challenger) == "discount/push/now"
