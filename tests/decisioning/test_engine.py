@@ -16,7 +16,7 @@ from features.errors import Conflict, InvalidRequest, NotFound
 if TYPE_CHECKING:  # only for annotations: the fixtures come from conftest
     from conftest import EngineFactory, TickingClock
 
-from conftest import make_config, opted_in_everywhere, with_holdout
+from conftest import TableModel, make_config, opted_in_everywhere, with_holdout
 
 ALL = [CandidateMessage("welcome"), CandidateMessage("discount"), CandidateMessage("news")]
 
@@ -487,8 +487,6 @@ def test_the_uplift_score_is_the_models_best_gain_over_no_contact(
 def test_a_challenger_model_chooses_greedily_among_the_eligible(
     make_engine: EngineFactory,
 ) -> None:
-    from conftest import TableModel
-
     engine = make_engine()
     decision = engine.decide(ask("c1", slots=["now"]))
     challenger = TableModel({"welcome": 0.01, "discount": 0.60, "none": 0.05})
