@@ -545,8 +545,19 @@ class DecisionEngine:
         decision = self._decision(decision_id)
         if not decision.action.is_send:
             raise InvalidRequest("decision_id", "must be a decision that sends", decision_id)
+        if self._cancelled(decision_id):
+            return SendCheck(
+                decision_id,
+                False,
+                Exclusion(decision.action.key, CANCELLED, "the decision was cancelled"),
+            )
         profile = self._contacts.profile(decision.customer_id)
-        zone = load_zone(decision.time_zone, "time_zone")
+        # The customer's zone now: one that changed since the decision moves quiet hours.
+        zone = (
+            self._zone_of(profile)
+            if profile.time_zone
+            else load_zone(decision.time_zone, "time_zone")
+        )
         exclusion = self._contact_policy.check_send(profile, decision.action, zone)
         if exclusion is None:
             return SendCheck(decision_id, True)
@@ -556,12 +567,18 @@ class DecisionEngine:
     def cancel(self, decision_id: str) -> bool:
         """The decision was not carried out (send blocked, journey exited first): learn nothing.
 
-        Gives back its contact reservation, logs a ``cancelled`` outcome, and
-        closes its attribution window so that no zero reward is finalised for an
-        action that never happened. False when the window had already closed
-        (too late: what it taught stands) or it was already cancelled.
+        Closes its attribution window (so that no zero reward is finalised for
+        an action that never happened), gives back its contact reservation,
+        logs a ``cancelled`` outcome and takes back what the policy learned from
+        it. False, writing nothing, when its window had already closed (too
+        late: what it taught stands) or it was already cancelled. A cancelled
+        decision, holdout or not, leaves the reports: it was never acted on.
         """
         decision = self._decision(decision_id)
+        # Closing first is the atomic test: of racing cancels (or a cancel racing
+        # the window's end) exactly one goes on.
+        if not self._log.close_window(decision_id):
+            return False
         self._contacts.release(decision_id)
         self._log.record_outcome(
             Outcome(
@@ -573,8 +590,7 @@ class DecisionEngine:
                 occurred_at=max(self._now(), decision.decided_at),
             )
         )
-        closed_now = self._log.close_window(decision_id)
-        if closed_now and self._policy.learns_before_close and self._learnable(decision):
+        if self._policy.learns_before_close and self._learnable(decision):
             # Take back the pending zero taught at the decision, and any conversion since.
             scale = self._scale(decision.journey)
             context = _context_of(decision, scale)
@@ -584,7 +600,7 @@ class DecisionEngine:
                 if credited:
                     self._policy.update(context, decision.action, -credited / scale, first=False)
                 self._unpublished = True
-        return closed_now
+        return True
 
     # -- learning ---------------------------------------------------------------------
 
@@ -649,7 +665,9 @@ class DecisionEngine:
         reason = SUPPRESSING_EVENTS.get(event)
         if reason is not None and decision.action.channel is not None:
             self._contacts.suppress(decision.customer_id, decision.action.channel, reason, occurred)
-        in_window = (
+        # The window opens when the message goes out: a purchase before that was not its doing.
+        opens = decision.action.send_at or decision.decided_at
+        in_window = opens - occurred <= self._skew_tolerance and (
             decision.attribution_closes_at is None or occurred <= decision.attribution_closes_at
         )
         if not in_window or reward == 0.0 or self._cancelled(decision_id):
@@ -826,8 +844,17 @@ def _check_model_arms(config: DecisionConfig, model: PriorModel) -> None:
 
 
 def _same_customer(decision: Decision, checked: CheckedRequest) -> Decision:
-    if decision.customer_id != checked.customer_id:
-        raise Conflict(f"idempotency key {checked.idempotency_key!r} was used for another customer")
+    """The decision recorded under the request's key, if the request is the same one."""
+    for what, recorded, asked in (
+        ("customer", decision.customer_id, checked.customer_id),
+        ("journey", decision.journey, checked.journey),
+        ("step", decision.step, checked.step),
+    ):
+        if recorded != asked:
+            raise Conflict(
+                f"idempotency key {checked.idempotency_key!r} was used for another {what} "
+                f"({recorded!r}, not {asked!r}); use a new key for a new request"
+            )
     return decision
 
 

@@ -157,10 +157,14 @@ def _check_slots(
     by_name = {slot.name: slot for slot in config.slots}
     named: list[SlotSpec] = []
     explicit: list[tuple[str, datetime]] = []
+    seen: set[str] = set()
     for i, text in enumerate(requested):
         where = f"slots[{i}]"
         if not isinstance(text, str):
             raise InvalidRequest(where, "must be a slot name or an ISO 8601 time", text)
+        if text in seen:
+            raise InvalidRequest(where, "must not repeat a slot", text)
+        seen.add(text)
         if text in by_name:
             named.append(by_name[text])
             continue
@@ -175,6 +179,7 @@ def _check_slots(
         if moment < now - timedelta(seconds=1):
             raise InvalidRequest(where, "must not be in the past", text)
         if moment - now > config.horizon:
-            raise InvalidRequest(where, f"must be within the {config.horizon} horizon", text)
+            hours = config.horizon.total_seconds() / 3600
+            raise InvalidRequest(where, f"must be within the {hours:g} h horizon", text)
         explicit.append((moment.isoformat(), moment))
     return tuple(named), tuple(explicit)

@@ -65,7 +65,7 @@ class DecideRequest(BaseModel):
     journey: str = Field("default", min_length=1, max_length=128)
     step: str = Field("default", min_length=1, max_length=128)
     candidates: list[CandidateMessageBody] = Field(min_length=1, max_length=64)
-    allow_no_send: bool = Field(True, description="False for steps that must send.")
+    allow_no_send: bool = Field(True, strict=True, description="False for steps that must send.")
     slots: list[str] | None = Field(
         None,
         min_length=1,

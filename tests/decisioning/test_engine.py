@@ -363,7 +363,7 @@ def test_a_revoked_consent_stops_a_scheduled_send_at_send_time(
 
 def test_outcome_checks(make_engine: EngineFactory, clock: TickingClock) -> None:
     engine = make_engine()
-    decision = engine.decide(ask("c1"))
+    decision = engine.decide(ask("c1", slots=["now"]))
     with pytest.raises(InvalidRequest) as caught:
         engine.record_outcome(decision.decision_id, event="teleport", occurred_at=clock.now)
     assert caught.value.field == "event"
@@ -420,7 +420,7 @@ def test_decisions_of_another_model_version_are_credited_but_not_learned(
     make_engine: EngineFactory, clock: TickingClock
 ) -> None:
     old = make_engine(model_version="v1")
-    decision = old.decide(ask("c1"))
+    decision = old.decide(ask("c1", slots=["now"]))
     new = make_engine(model_version="v2")
     receipt = new.record_outcome(decision.decision_id, event="conversion", occurred_at=clock.now)
     assert receipt.credited
@@ -492,3 +492,71 @@ def test_a_challenger_model_chooses_greedily_among_the_eligible(
     challenger = TableModel({"welcome": 0.01, "discount": 0.60, "none": 0.05})
     # discount (0.60 - cost) beats every other eligible action; the cheapest channel wins ties.
     assert engine.greedy_choice(decision, challenger) == "discount/push/now"
+
+
+def test_cancelling_is_too_late_once_the_window_has_closed(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    engine = make_engine(config=make_config(caps=[]))
+    decision = engine.decide(ask("c1", slots=["now"]))
+    clock.advance(timedelta(hours=73))
+    assert engine.finalise_due() == 1
+    assert not engine.cancel(decision.decision_id)
+    assert engine.log.outcomes(decision.decision_id) == []  # nothing written
+
+
+def test_a_cancelled_send_stays_cancelled_at_send_time(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    engine = make_engine()
+    email = [CandidateMessage("welcome", ("email",))]
+    decision = engine.decide(ask("c1", candidates=email, slots=["+1h"], allow_no_send=False))
+    assert engine.cancel(decision.decision_id)
+    check = engine.check_send(decision.decision_id)
+    assert not check.allowed
+    assert check.exclusion is not None
+    assert check.exclusion.rule == "cancelled"
+
+
+def test_send_time_rechecks_quiet_hours_in_the_customers_zone_now(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    engine = make_engine()
+    email = [CandidateMessage("welcome", ("email",))]
+    # 10:00 in Paris, one hour before the send at 11:00 Paris (09:00 UTC).
+    clock.now = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    decision = engine.decide(ask("c1", candidates=email, slots=["+1h"], allow_no_send=False))
+    assert engine.check_send(decision.decision_id).allowed
+    engine.contacts.set_time_zone("c1", "Asia/Tokyo")  # 18:00 there: still fine
+    assert engine.check_send(decision.decision_id).allowed
+    engine.contacts.set_time_zone("c1", "Pacific/Kiritimati")  # 23:00 there: quiet
+    check = engine.check_send(decision.decision_id)
+    assert check.exclusion is not None
+    assert check.exclusion.rule == "quiet_hours"
+
+
+def test_a_conversion_before_the_send_is_not_the_messages_doing(
+    make_engine: EngineFactory, clock: TickingClock
+) -> None:
+    engine = make_engine()
+    email = [CandidateMessage("welcome", ("email",))]
+    decision = engine.decide(ask("c1", candidates=email, slots=["+1h"], allow_no_send=False))
+    early = engine.record_outcome(decision.decision_id, event="conversion", occurred_at=clock.now)
+    assert early.new
+    assert not early.credited
+    clock.advance(timedelta(hours=2))
+    late = engine.record_outcome(decision.decision_id, event="conversion", occurred_at=clock.now)
+    assert late.credited
+
+
+def test_an_idempotency_key_belongs_to_one_request(make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    engine.decide(ask("c1", idempotency_key="k", journey="spring"))
+    with pytest.raises(Conflict, match="journey"):
+        engine.decide(ask("c1", idempotency_key="k", journey="autumn"))
+
+
+def test_a_repeated_slot_is_named(make_engine: EngineFactory) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        make_engine().decide(ask("c1", slots=["now", "now"]))
+    assert caught.value.field == "slots[1]"

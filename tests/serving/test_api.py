@@ -419,3 +419,13 @@ def test_an_outcome_batch_reports_each_item(client: TestClient, demo_run: DemoRu
     assert [item["status"] for item in body["results"]] == [202, 404, 202]
     assert [item["new"] for item in body["results"]] == [True, None, False]
     assert "missing" in body["results"][1]["error"]
+
+
+@pytest.mark.parametrize("value", ["no", 0, "false"])
+def test_allow_no_send_must_be_a_real_boolean(client: TestClient, value: object) -> None:
+    response = client.post(
+        "/v1/decide",
+        json={"customer_id": "c", "candidates": MENS_AND_WOMENS, "allow_no_send": value},
+    )
+    assert response.status_code == 422
+    assert "allow_no_send" in response.text
