@@ -295,18 +295,19 @@ class DecisionEngine:
             self._contacts.release(decision.decision_id)
             self._remember(recorded)
             return recorded
-        self._remember(recorded)
+        acted = self._remember(recorded)
         if self._policy.learns_before_close:
             # Pending counts as "no conversion yet"; conversions correct it as they come.
-            self._learn(_Acted.of(recorded), 0.0, first=True)
+            self._learn(acted, 0.0, first=True)
         return recorded
 
-    def _remember(self, decision: Decision) -> None:
+    def _remember(self, decision: Decision) -> _Acted:
         acted = _Acted.of(decision)
         with self._recent_lock:
             self._recent[decision.decision_id] = acted
             if len(self._recent) > RECENT_DECISIONS:
                 self._recent.popitem(last=False)
+        return acted
 
     def _decision(self, decision_id: str) -> _Acted:
         with self._recent_lock:
