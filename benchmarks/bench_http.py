@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from features import Unavailable
-from serving.api_process import ApiProcess, free_port
+from serving.api_process import ApiProcess, free_port, stop_process
 from serving.json_client import JsonClient
 from serving.settings import Settings
 
@@ -307,13 +307,8 @@ class EchoServer:
         raise Unavailable(f"the echo server did not start; see {self.log_path}")
 
     def __exit__(self, *exc: object) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process)
 
 
 @contextmanager

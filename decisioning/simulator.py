@@ -400,6 +400,14 @@ class Oracle:
     def update(self, context: Context, action: JointAction, reward: float, *, first: bool) -> None:
         """Knows everything already."""
 
+    @property
+    def learns_before_close(self) -> bool:
+        """A yardstick learns nothing, early or late."""
+        return False
+
+    def forget(self, context: Context, action: JointAction, reward: float) -> None:
+        """Nothing to take back."""
+
     def snapshot(self) -> bytes:
         return b""
 
@@ -433,6 +441,14 @@ class FixedAction:
 
     def update(self, context: Context, action: JointAction, reward: float, *, first: bool) -> None:
         """Learns nothing."""
+
+    @property
+    def learns_before_close(self) -> bool:
+        """A yardstick learns nothing, early or late."""
+        return False
+
+    def forget(self, context: Context, action: JointAction, reward: float) -> None:
+        """Nothing to take back."""
 
     def snapshot(self) -> bytes:
         return b""

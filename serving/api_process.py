@@ -14,7 +14,19 @@ from features import Unavailable
 from serving.json_client import JsonClient
 from serving.settings import Settings
 
-__all__ = ["ApiProcess", "free_port", "port_in_use"]
+__all__ = ["ApiProcess", "free_port", "port_in_use", "stop_process"]
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask a server process to stop (it publishes what it learned), then insist."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -96,13 +108,8 @@ class ApiProcess:
 
     def stop(self) -> None:
         self.client.close()
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process)
 
     def __exit__(
         self,
