@@ -29,6 +29,8 @@ from features import InvalidRequest, NudgeError
 from serving.alerts import AlertMonitor
 from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers, printable, status_for
+from serving.events_api import events_router
+from serving.journey_wiring import open_event_stream
 from serving.metrics import ApiMetrics
 from serving.monitoring import observe_receipt
 from serving.reports_api import reports_router
@@ -48,6 +50,7 @@ from serving.schemas import (
     SendCheckResponse,
 )
 from serving.settings import Settings
+from serving.tracking_api import tracking_router
 from serving.wiring import Runtime, build_runtime
 
 __all__ = ["create_app", "freeze_startup_heap", "to_response"]
@@ -154,6 +157,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = runtime_factory(settings)
         app.state.runtime = runtime
+        app.state.events = open_event_stream(settings)
         freeze_startup_heap()
         metrics.model_info.labels(name=runtime.model_name, version=runtime.model_version).set(1)
         monitor = AlertMonitor(settings, runtime, metrics)
@@ -169,6 +173,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(monitor.close)  # waits for a round still in its thread
+            app.state.events.close()
             runtime.close()
 
     app = FastAPI(
@@ -180,6 +185,8 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(reports_router(settings))
+    app.include_router(events_router(lambda request: request.app.state.events))
+    app.include_router(tracking_router(settings, lambda request: runtime_of(request).engine))
 
     def runtime_of(request: Request) -> Runtime:
         runtime: Runtime = request.app.state.runtime

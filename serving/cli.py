@@ -85,6 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--storage", choices=["embedded", "scale"])
     check.add_argument("--url", help="a running server (http://host:port) whose latency to judge")
+
+    journeys = commands.add_parser("journeys", help="journeys: validate the files, run them")
+    journey_commands = journeys.add_subparsers(dest="journeys_command", required=True)
+    validate = journey_commands.add_parser(
+        "validate", help="check journey files against the decision configuration"
+    )
+    _add_common(validate)
+    validate.add_argument("files", nargs="*", type=Path, help="files (default: --journeys-dir)")
+    validate.add_argument("--journeys-dir", type=Path, help="folder of journey YAML files")
+    validate.add_argument("--decision-config", type=Path, help="decision configuration YAML")
+    run = journey_commands.add_parser(
+        "run", help="run the journeys: consume events, decide, send, until stopped"
+    )
+    _add_common(run)
+    run.add_argument("--journeys-dir", type=Path, help="folder of journey YAML files")
+    run.add_argument("--decision-config", type=Path, help="decision configuration YAML")
+    run.add_argument("--channels-config", type=Path, help="channel senders YAML")
+    run.add_argument("--storage", choices=["embedded", "scale"])
+    run.add_argument("--api", help="a running decision API (http://host:port); default in process")
+    run.add_argument("--public-url", help="base URL of tracked and unsubscribe links")
+    run.add_argument("--once", action="store_true", help="one pass, then stop")
+    run.add_argument(
+        "--until-idle", action="store_true", help="stop when nothing is left to do now"
+    )
     return parser
 
 
@@ -100,6 +124,9 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "workers",
         "storage",
         "decision_config",
+        "journeys_dir",
+        "channels_config",
+        "public_url",
     )
     overrides: dict[str, Any] = {
         name: getattr(args, name) for name in names if getattr(args, name, None) is not None
@@ -184,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_findings(findings, url=args.url))
             # Like a monitoring probe: 1 when something fires, so scripts can act on it.
             return 1 if any(f.firing for f in findings) else 0
+        elif args.command == "journeys":
+            from serving.journeys_command import run_journeys, validate_journeys
+
+            if args.journeys_command == "validate":
+                return 1 if validate_journeys(settings, args.files) else 0
+            run_journeys(settings, api_url=args.api, once=args.once, until_idle=args.until_idle)
     except NudgeError as error:
         print(f"nudge: {error}", file=sys.stderr)
         if isinstance(error, NotFound | Unavailable) and args.command == "serve":

@@ -71,6 +71,33 @@ class Settings(BaseSettings):
         48.0, gt=0.0, description="Features older than this (last materialisation) are stale."
     )
 
+    journeys_dir: Path = Field(
+        Path(__file__).resolve().parents[1] / "journeys" / "definitions",
+        description="Folder of journey YAML files that `nudge journeys run` runs.",
+    )
+    channels_config: Path = Field(
+        Path(__file__).resolve().parents[1] / "channels" / "default_channels.yaml",
+        description="Channel senders (SMTP, SMS/push providers, webhooks, file outboxes), YAML.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Where customers reach this API: the base of tracked and unsubscribe links.",
+    )
+    tracking_secret: str | None = Field(
+        None,
+        description="Signs tracked links; unset, one is made once and kept in state_dir.",
+    )
+    callback_secret: str | None = Field(
+        None,
+        description="Shared HMAC secret of provider callbacks; unset refuses them (403).",
+    )
+    send_lease_s: float = Field(
+        30.0,
+        gt=0.0,
+        description="A send claimed this long ago and never confirmed is taken as a crashed "
+        "runner's, and sent again with the same message id.",
+    )
+
     model_name: str = "nudge-propensity"
     model_alias: str = "champion"
     experiment: str = "nudge-propensity"
@@ -110,6 +137,14 @@ class Settings(BaseSettings):
     @property
     def contact_db(self) -> Path:
         return self.state_dir / "contacts.db"
+
+    @property
+    def journeys_db(self) -> Path:
+        return self.state_dir / "journeys.db"
+
+    @property
+    def event_stream_db(self) -> Path:
+        return self.state_dir / "event_stream.db"
 
     @property
     def events_dir(self) -> Path:

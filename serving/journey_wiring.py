@@ -1,0 +1,149 @@
+"""Builds a journey runner from the settings: stores, event stream, channels, decisions.
+
+Embedded mode keeps journey state in ``journeys.db`` and the event stream in
+``event_stream.db`` under the state folder; scale mode keeps both in Postgres
+(schema ``<key_prefix>_journeys``), so several runners share them. The runner
+reaches decisions in its own process (the champion model, like ``nudge serve``)
+or, given ``api_url``, over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from channels import Channel, TemplateRenderer, TrackingLinks, build_channels, load_channels_config
+from features import FeatureSource, NudgeError
+from features.event_stream import EventStream
+from features.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+from journeys import Journey, load_journeys, validate_against
+from journeys.decisions import DecisionService, EngineDecisions
+from journeys.http_decisions import HttpDecisions
+from journeys.runner import JourneyRunner
+from journeys.store import JourneyStore
+from serving.settings import Settings
+
+__all__ = [
+    "JourneyRuntime",
+    "build_journey_runtime",
+    "open_event_stream",
+    "open_journey_store",
+    "tracking_secret",
+]
+
+_log = logging.getLogger("nudge.journeys")
+
+
+def _database(settings: Settings, path: Path) -> SqlDatabase:
+    if settings.storage == "scale":
+        return PostgresDatabase(settings.postgres_dsn, schema=f"{settings.key_prefix}_journeys")
+    return SQLiteDatabase(path)
+
+
+def open_journey_store(settings: Settings) -> JourneyStore:
+    return JourneyStore(_database(settings, settings.journeys_db))
+
+
+def open_event_stream(settings: Settings) -> EventStream:
+    return EventStream(_database(settings, settings.event_stream_db))
+
+
+def tracking_secret(settings: Settings) -> str:
+    """The key that signs tracked links: the setting, or one made once and kept in state_dir.
+
+    The API (which reads the links) and the runner (which writes them) must share
+    it; a file in the state folder they share does that with nothing to configure.
+    """
+    if settings.tracking_secret:
+        return settings.tracking_secret
+    path = settings.state_dir / "tracking.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+@dataclass
+class JourneyRuntime:
+    runner: JourneyRunner
+    journeys: dict[str, Journey]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:  # closing the rest matters more than one failure
+                _log.exception("closing a journey backend failed")
+
+
+def _features(settings: Settings) -> FeatureSource | None:
+    """The online features, for triggers, branches and templates; None without a feature store."""
+    from features import FeatureRepo
+
+    try:
+        return FeatureRepo(settings.state_dir).online()
+    except NudgeError as error:
+        _log.warning("journeys: no feature store (%s); feature conditions see nothing", error)
+        return None
+
+
+def build_journey_runtime(
+    settings: Settings,
+    *,
+    api_url: str | None = None,
+    channels: dict[str, Channel] | None = None,
+) -> JourneyRuntime:
+    """Everything ``nudge journeys run`` runs with; the caller closes it."""
+    from decisioning import load_decision_config
+
+    config = load_decision_config(settings.decision_config)
+    journeys = load_journeys(settings.journeys_dir)
+    for journey in journeys.values():
+        validate_against(journey, config)
+    closers: list[Callable[[], None]] = []
+    runtime: JourneyRuntime | None = None
+    try:
+        decisions: DecisionService
+        if api_url is None:
+            from serving.wiring import build_runtime
+
+            engine_runtime = build_runtime(settings)
+            closers.append(engine_runtime.close)
+            decisions = EngineDecisions(engine_runtime.engine)
+        else:
+            decisions = HttpDecisions(api_url, api_key=settings.admin_key)
+            closers.append(decisions.close)
+        if channels is None:
+            channels = build_channels(
+                load_channels_config(settings.channels_config), state_dir=settings.state_dir
+            )
+        for channel in channels.values():
+            closers.append(channel.close)
+        store = open_journey_store(settings)
+        closers.append(store.close)
+        stream = open_event_stream(settings)
+        closers.append(stream.close)
+        runner = JourneyRunner(
+            journeys=journeys,
+            store=store,
+            stream=stream,
+            decisions=decisions,
+            channels=channels,
+            renderer=TemplateRenderer(),
+            links=TrackingLinks(tracking_secret(settings), settings.public_url),
+            features=_features(settings),
+            send_lease=timedelta(seconds=settings.send_lease_s),
+        )
+        runtime = JourneyRuntime(runner, journeys, closers)
+        return runtime
+    finally:
+        if runtime is None:
+            JourneyRuntime(None, {}, closers).close()  # type: ignore[arg-type]

@@ -1,0 +1,117 @@
+"""``nudge journeys validate`` and ``nudge journeys run``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from decisioning import load_decision_config
+from journeys import load_journey, load_journeys, validate_against
+from journeys.runner import RunStats
+from serving.settings import Settings
+
+__all__ = ["run_journeys", "validate_journeys"]
+
+
+def validate_journeys(
+    settings: Settings, files: Sequence[Path] = (), out: TextIO = sys.stdout
+) -> int:
+    """Check journey files (default: every file in ``journeys_dir``); the number of bad ones.
+
+    Each problem is printed as ``file:line: field ...``; against the decision
+    configuration too (its messages, channels and slots).
+    """
+    config = load_decision_config(settings.decision_config)
+    paths = list(files) or sorted(
+        p for p in settings.journeys_dir.iterdir() if p.suffix in (".yaml", ".yml")
+    )
+    bad = 0
+    for path in paths:
+        try:
+            journey = load_journey(path)
+            validate_against(journey, config)
+        except Exception as error:  # every file gets its verdict, whatever went wrong
+            bad += 1
+            print(f"{error}", file=out)
+            continue
+        print(f"{path}: ok ({journey.name}, {len(journey.steps)} steps)", file=out)
+    if not files:
+        load_journeys(settings.journeys_dir)  # names must also be unique across the folder
+    return bad
+
+
+def _line(stats: RunStats, counts: dict[str, int], sends: dict[str, int], elapsed: float) -> str:
+    return (
+        f"[{elapsed:7.1f} s] events {stats.events:,}  entered {stats.entered:,}  "
+        f"active {counts.get('active', 0):,}  ended {stats.ended:,}  decided {stats.decided:,}  "
+        f"sent {sends.get('sent', 0):,}  blocked {sends.get('blocked', 0):,}  "
+        f"failed {sends.get('failed', 0):,}  scheduled {sends.get('scheduled', 0):,}"
+    )
+
+
+def run_journeys(
+    settings: Settings,
+    *,
+    api_url: str | None = None,
+    once: bool = False,
+    until_idle: bool = False,
+    report_every_s: float = 5.0,
+    out: TextIO = sys.stdout,
+) -> RunStats:
+    """Run the journeys until stopped (Ctrl-C or SIGTERM), printing progress every few seconds.
+
+    ``once`` runs a single pass; ``until_idle`` stops once nothing is left to do
+    now (no new events, no timer due) — handy for scripts and the demo.
+    """
+    from serving.journey_wiring import build_journey_runtime
+
+    started = time.perf_counter()
+    runtime = build_journey_runtime(settings, api_url=api_url)
+    runner = runtime.runner
+    names = ", ".join(sorted(runtime.journeys))
+    where = api_url or "this process"
+    print(f"Journeys {names}: decisions from {where}; state in {settings.state_dir}", file=out)
+    total = RunStats()
+    stop = threading.Event()
+    last_report = time.perf_counter()
+
+    def report(stats: RunStats) -> None:
+        nonlocal last_report
+        total.add(stats)
+        if time.perf_counter() - last_report >= report_every_s:
+            last_report = time.perf_counter()
+            print(
+                _line(
+                    total, runner.store.counts(), runner.store.send_counts(), last_report - started
+                ),
+                file=out,
+                flush=True,
+            )
+        if once or (until_idle and not stats.busy):
+            stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        runner.run(stop, on_pass=report)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        print(
+            _line(
+                total,
+                runner.store.counts(),
+                runner.store.send_counts(),
+                time.perf_counter() - started,
+            ),
+            file=out,
+        )
+        runtime.close()
+    return total
