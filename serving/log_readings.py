@@ -159,7 +159,7 @@ def scan_start(now: datetime, config: DecisionConfig, windows: ScanWindows) -> d
     >>> from datetime import UTC
     >>> now = datetime(2024, 5, 10, tzinfo=UTC)
     >>> str(now - scan_start(now, load_decision_config(DEFAULT_CONFIG), ScanWindows()))
-    '13 days, 0:00:00'
+    '17 days, 0:00:00'
     """
     longest = max(spec.attribution_window for spec in config.rewards.values())
     back = max(
