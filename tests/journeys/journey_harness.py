@@ -19,7 +19,7 @@ from decisioning.contact_store import ChannelState, ContactProfile
 from decisioning.sqlite_contact import SQLiteContactStore
 from features import FeatureRow, FeatureValue
 from features.event_stream import CustomerEvent, EventStream
-from features.sql import SQLiteDatabase
+from features.sql import SqlDatabase, SQLiteDatabase
 from journeys import parse_journey
 from journeys.decisions import EngineDecisions
 from journeys.runner import JourneyRunner
@@ -157,11 +157,17 @@ class Harness:
 
 
 def build_runner(
-    tmp_path: Path, engine: DecisionEngine, clock: Clock, journey_yaml: str, **kwargs: Any
+    tmp_path: Path,
+    engine: DecisionEngine,
+    clock: Clock,
+    journey_yaml: str,
+    database: SqlDatabase | None = None,
+    **kwargs: Any,
 ) -> tuple[JourneyRunner, EventStream, JourneyStore, TrackingLinks]:
+    """A runner over SQLite files in ``tmp_path``, or over ``database`` (say, Postgres)."""
     journey = parse_journey(journey_yaml, "test.yaml")
-    stream = EventStream(SQLiteDatabase(tmp_path / "events.db"))
-    store = JourneyStore(SQLiteDatabase(tmp_path / "journeys.db"))
+    stream = EventStream(database or SQLiteDatabase(tmp_path / "events.db"))
+    store = JourneyStore(database or SQLiteDatabase(tmp_path / "journeys.db"))
     links = TrackingLinks("test-secret", "http://nudge.test")
     outbox = tmp_path / "outbox"
     runner = JourneyRunner(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
 
-from journey_harness import CART_JOURNEY, Harness, build_runner
+from journey_harness import Harness, build_runner
 
 from channels import FileOutbox
 
@@ -40,7 +41,7 @@ def test_after_the_wait_the_chosen_message_goes_out_personalised_and_tracked(
     assert record.status == "sent"
     assert record.step_id == "first"
     assert message["message_id"] == record.decision_id
-    assert message["to"] == "c1@example.com" if record.channel == "email" else "+447700900123"
+    assert message["to"] == {"email": "c1@example.com", "sms": "+447700900123"}[record.channel]
     decision = harness.engine.log.get_decision(record.decision_id)
     assert (decision.journey, decision.step, decision.customer_id) == ("cart", "first", "c1")
     assert decision.action.message == record.message
@@ -211,7 +212,7 @@ def test_a_step_run_again_after_a_crash_decides_and_sends_once(harness: Harness)
 
 
 def test_a_send_left_claimed_by_a_dead_runner_is_sent_again_with_the_same_id(
-    harness: Harness, tmp_path: Path
+    harness: Harness,
 ) -> None:
     harness.customer("c1")
     harness.event("c1", "add_to_cart", cart_value=50.0)
@@ -219,7 +220,8 @@ def test_a_send_left_claimed_by_a_dead_runner_is_sent_again_with_the_same_id(
     harness.clock.advance(timedelta(hours=1))
     [instance] = harness.store.due(harness.clock.now)
     # A runner decided and claimed the send, then died before confirming it.
-    dead, *_ = build_runner(tmp_path, harness.engine, harness.clock, CART_JOURNEY, runner_id="dead")
+    dead = copy.copy(harness.runner)  # another process over the same stores
+    dead.runner_id = "dead"
     dead.channels = {"email": _Unplugged(), "sms": _Unplugged()}  # type: ignore[dict-item]
     with contextlib.suppress(_Died):
         dead.run_once()
