@@ -512,7 +512,8 @@ class JourneyRunner:
             retry_at = record.updated_at + self.retry_delay * min(2 ** (record.attempts - 1), 32)
             if retry_at > now:
                 return _Wait(retry_at)
-        if now - record.send_at > self.max_send_delay:
+        if record.status != "sending" and now - record.send_at > self.max_send_delay:
+            # (A send in doubt may have gone out already: it is finished, not cancelled.)
             self.decisions.cancel(decision_id)
             self.store.finish_send(decision_id, "cancelled", now, detail="too late to send")
             return onward

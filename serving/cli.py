@@ -219,7 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_journeys(settings, api_url=args.api, once=args.once, until_idle=args.until_idle)
     except NudgeError as error:
         print(f"nudge: {error}", file=sys.stderr)
-        if isinstance(error, NotFound | Unavailable) and args.command == "serve":
+        runs_engine = args.command == "serve" or (
+            args.command == "journeys" and args.journeys_command == "run" and not args.api
+        )
+        if isinstance(error, NotFound | Unavailable) and runs_engine:
             print(
                 f"nudge: nothing to serve in {settings.state_dir}; run `nudge demo` first",
                 file=sys.stderr,
