@@ -43,6 +43,7 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_decide
 	$(BIN)/python -m benchmarks.bench_policy
+	$(BIN)/python -m benchmarks.bench_journeys
 
 # Re-pin everything beneath nudge after changing a version in pyproject.toml.
 constraints: $(BIN)/python

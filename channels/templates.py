@@ -56,6 +56,8 @@ class TemplateRenderer:
                 enabled_extensions=("html.j2",), default_for_string=False, default=False
             ),
             undefined=jinja2.ChainableUndefined,
+            # Templates change with a deploy, not while sending: no stat() per message.
+            auto_reload=False,
             trim_blocks=True,
             lstrip_blocks=True,
         )
