@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="*", type=Path, help="files (default: --journeys-dir)")
     validate.add_argument("--journeys-dir", type=Path, help="folder of journey YAML files")
     validate.add_argument("--decision-config", type=Path, help="decision configuration YAML")
+    status = journey_commands.add_parser(
+        "status", help="customers per journey and status, sends per channel and status"
+    )
+    _add_common(status)
+    status.add_argument("--storage", choices=["embedded", "scale"])
     run = journey_commands.add_parser(
         "run", help="run the journeys: consume events, decide, send, until stopped"
     )
@@ -212,10 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Like a monitoring probe: 1 when something fires, so scripts can act on it.
             return 1 if any(f.firing for f in findings) else 0
         elif args.command == "journeys":
-            from serving.journeys_command import run_journeys, validate_journeys
+            from serving.journeys_command import journey_status, run_journeys, validate_journeys
 
             if args.journeys_command == "validate":
                 return 1 if validate_journeys(settings, args.files) else 0
+            if args.journeys_command == "status":
+                journey_status(settings)
+                return 0
             run_journeys(settings, api_url=args.api, once=args.once, until_idle=args.until_idle)
     except NudgeError as error:
         print(f"nudge: {error}", file=sys.stderr)

@@ -15,7 +15,7 @@ from journeys import load_journey, load_journeys, validate_against
 from journeys.runner import RunStats
 from serving.settings import Settings
 
-__all__ = ["run_journeys", "validate_journeys"]
+__all__ = ["journey_status", "run_journeys", "validate_journeys"]
 
 
 def validate_journeys(
@@ -115,3 +115,41 @@ def run_journeys(
         )
         runtime.close()
     return total
+
+
+def journey_status(
+    settings: Settings, out: TextIO = sys.stdout
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Customers per journey and status, and sends per channel and status, as a table."""
+    from serving.journey_wiring import open_journey_store
+
+    store = open_journey_store(settings)
+    try:
+        instances: dict[str, dict[str, int]] = {}
+        for journey, status, n in store.db.query(
+            "SELECT journey, status, COUNT(*) FROM journey_instances GROUP BY journey, status"
+        ):
+            instances.setdefault(journey, {})[status] = int(n)
+        sends: dict[str, dict[str, int]] = {}
+        for channel, status, n in store.db.query(
+            "SELECT channel, status, COUNT(*) FROM journey_sends GROUP BY channel, status"
+        ):
+            sends.setdefault(channel, {})[status] = int(n)
+        in_doubt = int(store.db.query("SELECT COALESCE(SUM(in_doubt), 0) FROM journey_sends")[0][0])
+    finally:
+        store.close()
+    statuses = ("active", "completed", "goal", "exited")
+    print(f"{'journey':<24}" + "".join(f"{s:>11}" for s in statuses), file=out)
+    for journey in sorted(instances):
+        row = instances[journey]
+        print(f"{journey:<24}" + "".join(f"{row.get(s, 0):>11,}" for s in statuses), file=out)
+    send_states = ("scheduled", "sent", "blocked", "failed", "cancelled", "retry")
+    print(f"\n{'channel':<24}" + "".join(f"{s:>11}" for s in send_states), file=out)
+    for channel in sorted(sends):
+        row = sends[channel]
+        print(f"{channel:<24}" + "".join(f"{row.get(s, 0):>11,}" for s in send_states), file=out)
+    print(f"\nsends in doubt after a crash (sent again with the same id): {in_doubt}", file=out)
+    return {
+        "instances": {j: dict(r) for j, r in instances.items()},
+        "sends": {c: dict(r) for c, r in sends.items()},
+    }

@@ -10,6 +10,7 @@ customers who buy meanwhile post their purchase, and a new runner finishes the j
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from decisioning.sqlite_log import SQLiteDecisionLog
 from features.sql import SQLiteDatabase
 from journeys.store import JourneyStore
 from serving.api_process import ApiProcess
+from serving.journeys_command import journey_status
 from serving.json_client import JsonClient
 from serving.settings import Settings
 
@@ -405,3 +407,13 @@ def test_the_holdout_got_nothing(run: dict[str, Any]) -> None:
     assert 20 <= len(holdout) <= 80  # 5 % of 1,000, give or take
     contacted = {s.customer_id for s in run["sends"]}
     assert not holdout & contacted
+
+
+def test_the_status_command_counts_what_happened(run: dict[str, Any], settings: Settings) -> None:
+    out = io.StringIO()
+    status = journey_status(settings, out)
+    ended = Counter(i.status for [i] in run["instances"].values())
+    assert status["instances"]["cart_abandonment"] == dict(ended)
+    sent = Counter(s.channel for s in run["sends"] if s.status == "sent")
+    assert {c: row.get("sent", 0) for c, row in status["sends"].items()} == dict(sent)
+    assert f"{ended['goal']:>11,}" in out.getvalue()
