@@ -49,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,7 +64,7 @@ from decisioning import DecisionEngine, LinearThompson, SQLiteDecisionLog, SQLit
 from decisioning.config import parse_decision_config
 from decisioning.contact_store import ChannelState, ContactProfile
 from decisioning.sqlite_contact import SQLiteContactStore
-from features import FeatureRow, FeatureValue
+from features import FeatureRow
 from features.event_stream import CustomerEvent, EventStream, StoredEvent
 from features.sql import SQLiteDatabase
 from journeys import parse_journey
@@ -76,57 +76,11 @@ from serving.progress import Steps
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# 10:00 UTC on a winter Wednesday: 10:00 in London, inside no quiet hours, for the whole run.
-START = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
-
-DECISIONS: dict[str, Any] = {
-    "channels": {"email": {"cost": 0.01}, "sms": {"cost": 0.05}},
-    "messages": {
-        "cart_reminder": {"channels": ["email", "sms"], "model_arm": "reminder"},
-        "discount_10": {"channels": ["email", "sms"], "model_arm": "discount"},
-    },
-    "control_arm": "none",
-    "slots": ["now", "+1h"],
-    "default_time_zone": "Europe/London",
-    "quiet_hours": {"start": "21:00", "end": "08:00"},
-    "caps": [{"channel": "email", "limit": 1, "window": "1d"}, {"limit": 2, "window": "7d"}],
-    "holdout": {"percent": 0, "salt": "journeys-bench"},
-    "exploration": 0.0,
-    "rewards": {
-        "default": {"attribution_window": "72h", "conversions": {"purchase": "value"}},
-        "cart": {"attribution_window": "72h", "conversions": {"purchase": "value"}},
-    },
-}
-
-CART_JOURNEY = """
-journey: cart
-trigger:
-  event: add_to_cart
-  where: {cart_value: {gte: 20}}
-entry: {reentry: true, reentry_after: 2d}
-goal: purchase
-exit:
-  - {event: unsubscribe}
-  - {after: 10d}
-steps:
-  - id: settle
-    wait: 1h
-  - id: first
-    decide:
-      candidates: [cart_reminder, discount_10]
-      slots: [now]
-      allow_no_send: false
-  - id: send_first
-    send: {}
-  - id: wait_purchase
-    wait: {until: purchase, timeout: 1d}
-  - id: second
-    decide:
-      candidates: [{message: discount_10, channels: [sms]}]
-      slots: [now]
-  - id: send_second
-    send: {decision: second}
-"""
+# The scenario the journey tests run (tests/journeys/journey_harness.py): the same
+# catalogue, the cart journey, the settable clock and the fixed priors, at 10:00 UTC
+# on a winter Wednesday (inside nobody's quiet hours in London) for the whole run.
+sys.path.insert(0, str(REPO_ROOT / "tests" / "journeys"))
+from journey_harness import CART_JOURNEY, DECISIONS, START, Clock, Priors  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -150,28 +104,6 @@ class Plan:
 
 
 # -- the parts the journey tests also keep small -------------------------------------------
-
-
-class Clock:
-    """The one clock of the run: it stands still until the benchmark moves it."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-class Priors:
-    """A PriorModel with fixed priors: the reminder is the better message."""
-
-    actions = ("reminder", "discount", "none")
-
-    def predict_one(self, features: Mapping[str, FeatureValue]) -> dict[str, float]:
-        return {"reminder": 0.30, "discount": 0.20, "none": 0.05}
 
 
 class Features:
