@@ -10,18 +10,21 @@ running ``nudge serve``. Both answer with the same small values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from decisioning import DecisionEngine
 from decisioning.engine import NoEligibleAction
 from decisioning.request import CandidateMessage, DecisionRequest
+from decisioning.slots import load_zone
 from decisioning.types import Decision
-from features.errors import NotFound
+from features.errors import InvalidRequest, NotFound
 from journeys.definition import DecideStep
 
 __all__ = [
+    "ContactChange",
     "DecisionService",
     "EngineDecisions",
     "SendVerdict",
@@ -73,6 +76,23 @@ class StepDecision:
 
 
 @dataclass(frozen=True)
+class ContactChange:
+    """What an identify, profile or consent event changes in a customer's contact profile."""
+
+    customer_id: str
+    at: datetime
+    reachable: Mapping[str, bool] = field(default_factory=dict)
+    """Per channel: an address, number or token is now on file."""
+    consent: Mapping[str, bool] = field(default_factory=dict)
+    """Per channel: True for opted in, False for opted out."""
+    time_zone: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.reachable or self.consent or self.time_zone)
+
+
+@dataclass(frozen=True)
 class SendVerdict:
     """The contact policy's answer just before sending; ``rule`` says what stopped it."""
 
@@ -91,6 +111,10 @@ class DecisionService(Protocol):
     def check_send(self, decision_id: str) -> SendVerdict: ...
 
     def cancel(self, decision_id: str) -> bool: ...
+
+    def update_contact(self, change: ContactChange) -> None:
+        """Apply ``change``; an unknown channel or time zone is ``InvalidRequest``."""
+        ...
 
     def record_outcome(
         self,
@@ -171,6 +195,21 @@ class EngineDecisions:
             return self.engine.cancel(decision_id)
         except NotFound:
             return False
+
+    def update_contact(self, change: ContactChange) -> None:
+        known = self.engine.config.channels
+        for channel in (*change.reachable, *change.consent):
+            if channel not in known:
+                raise InvalidRequest(f"channels.{channel}", f"must be one of {sorted(known)}")
+        if change.time_zone is not None:
+            load_zone(change.time_zone, "time_zone")
+        contacts = self.engine.contacts
+        for channel, opted_in in change.consent.items():
+            contacts.set_consent(change.customer_id, channel, opted_in, change.at)
+        for channel, reachable in change.reachable.items():
+            contacts.set_reachable(change.customer_id, channel, reachable)
+        if change.time_zone is not None:
+            contacts.set_time_zone(change.customer_id, change.time_zone)
 
     def record_outcome(
         self,

@@ -238,6 +238,9 @@ class Journey:
                 return step
         raise KeyError(step_id)
 
+    def has_step(self, step_id: str) -> bool:
+        return any(step.id == step_id for step in self.steps)
+
     def following(self, step_id: str) -> str | None:
         """The step after ``step_id`` in file order (None after the last)."""
         ids = [step.id for step in self.steps]

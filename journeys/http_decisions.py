@@ -16,7 +16,7 @@ import httpx
 
 from decisioning.request import DecisionRequest
 from features.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from journeys.decisions import SendVerdict, StepDecision, no_eligible_action
+from journeys.decisions import ContactChange, SendVerdict, StepDecision, no_eligible_action
 
 __all__ = ["HttpDecisions"]
 
@@ -113,6 +113,27 @@ class HttpDecisions:
             return False
         self._fail(response, "decision")
         return bool(response.json()["cancelled"])
+
+    def update_contact(self, change: ContactChange) -> None:
+        channels: dict[str, dict[str, Any]] = {}
+        for channel, reachable in change.reachable.items():
+            channels.setdefault(channel, {})["reachable"] = reachable
+        for channel, opted_in in change.consent.items():
+            channels.setdefault(channel, {})["consent"] = "opted_in" if opted_in else "opted_out"
+        body: dict[str, Any] = {"channels": channels, "at": change.at.isoformat()}
+        if change.time_zone is not None:
+            body["time_zone"] = change.time_zone
+        try:
+            response = self._client.put(f"/v1/customers/{change.customer_id}/contact", json=body)
+        except httpx.HTTPError as error:
+            raise Unavailable(
+                f"the decision API at {self.base_url} cannot be reached: {error}"
+            ) from error
+        if response.status_code >= 500:
+            raise Unavailable(
+                f"the decision API at {self.base_url} answered {response.status_code}"
+            )
+        self._fail(response, "contact")
 
     def record_outcome(
         self,

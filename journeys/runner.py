@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from channels import Channel, SendFailed, TemplateRenderer, TrackingLinks, compo
 from features import FeatureSource
 from features.errors import NudgeError, Unavailable
 from features.event_stream import EventStream, StoredEvent
-from journeys.decisions import DecisionService, StepDecision, request_for
+from journeys.decisions import ContactChange, DecisionService, StepDecision, request_for
 from journeys.definition import (
     BranchStep,
     DecideStep,
@@ -54,6 +55,9 @@ ADDRESS_FIELDS: Mapping[str, str] = {"email": "email", "phone": "sms", "push_tok
 """Payload fields of identify and profile_update events that are where a channel reaches the
 customer; every other field of those events becomes a profile attribute."""
 PROFILE_EVENTS = frozenset({"identify", "profile_update"})
+CONSENT_EVENT = "consent_update"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 MAX_EVENTS_KEPT = 50
 MAX_TRANSITIONS = 100
 """Steps one instance may take in one go; a journey that loops without waiting stops here."""
@@ -71,6 +75,8 @@ class RunStats:
     entered: int = 0
     steps: int = 0
     decided: int = 0
+    no_send: int = 0
+    """Decisions that chose no send: holdout, policy, or every candidate excluded."""
     sent: int = 0
     blocked: int = 0
     failed: int = 0
@@ -122,6 +128,7 @@ class JourneyRunner:
         retry_delay: timedelta = timedelta(seconds=30),
         max_send_attempts: int = 5,
         max_send_delay: timedelta = timedelta(hours=6),
+        max_trigger_age: timedelta = timedelta(hours=24),
         batch: int = 500,
     ) -> None:
         self.journeys = dict(journeys)
@@ -140,6 +147,8 @@ class JourneyRunner:
         self.max_send_attempts = max_send_attempts
         self.max_send_delay = max_send_delay
         self.batch = batch
+        self.max_trigger_age = max_trigger_age
+        self._names = tuple(sorted(self.journeys))
         self._by_trigger: dict[str, list[Journey]] = {}
         for journey in self.journeys.values():
             self._by_trigger.setdefault(journey.trigger.event, []).append(journey)
@@ -197,7 +206,9 @@ class JourneyRunner:
         now = self.clock()
         customer = event.customer_id
         if event.type in PROFILE_EVENTS:
-            self._update_profile(customer, event.payload)
+            self._update_profile(event)
+        elif event.type == CONSENT_EVENT:
+            self._update_consent(event)
         for instance in self.store.instances_of(customer):
             journey = self.journeys.get(instance.journey)
             if instance.status != "active" or journey is None:
@@ -207,17 +218,78 @@ class JourneyRunner:
             if self._enter(journey, event, now):
                 stats.entered += 1
 
-    def _update_profile(self, customer: str, payload: Mapping[str, Any]) -> None:
-        addresses = [
-            (channel, str(payload[name]).strip())
-            for name, channel in ADDRESS_FIELDS.items()
-            if isinstance(payload.get(name), str) and str(payload[name]).strip()
-        ]
+    def _update_profile(self, event: StoredEvent) -> None:
+        """Addresses and attributes into the journey store; reachability and zone to contacts."""
+        customer, payload = event.customer_id, event.payload
+        addresses: list[tuple[str, str]] = []
+        for name, channel in ADDRESS_FIELDS.items():
+            if name not in payload:
+                continue
+            address = _address(name, payload[name])
+            if address is None:
+                _log.warning(
+                    "journeys: %s %s: `%s` is not a usable address, got %r",
+                    event.type,
+                    event.event_id,
+                    name,
+                    payload[name],
+                )
+                continue
+            addresses.append((channel, address))
         if addresses:
             self.store.set_addresses(customer, addresses)
-        attributes = {k: v for k, v in payload.items() if k not in ADDRESS_FIELDS}
+        attributes = {
+            k: v for k, v in payload.items() if k not in ADDRESS_FIELDS and k != "time_zone"
+        }
         if attributes:
             self.store.set_attributes(customer, attributes)
+        zone = payload.get("time_zone")
+        self._change_contact(
+            event,
+            ContactChange(
+                customer,
+                event.occurred_at,
+                reachable=dict.fromkeys((channel for channel, _ in addresses), True),
+                time_zone=zone if isinstance(zone, str) and zone else None,
+            ),
+        )
+
+    def _update_consent(self, event: StoredEvent) -> None:
+        """``{channel: email, consent: opted_in}`` or ``{channels: {email: opted_out, ...}}``."""
+        payload = event.payload
+        given = payload.get("channels")
+        if not isinstance(given, Mapping):
+            given = {payload.get("channel"): payload.get("consent")}
+        consent: dict[str, bool] = {}
+        for channel, state in given.items():
+            if not isinstance(channel, str) or state not in ("opted_in", "opted_out"):
+                _log.warning(
+                    "journeys: consent_update %s: expected a channel and opted_in or opted_out, "
+                    "got %r: %r",
+                    event.event_id,
+                    channel,
+                    state,
+                )
+                continue
+            consent[channel] = state == "opted_in"
+        self._change_contact(
+            event, ContactChange(event.customer_id, event.occurred_at, consent=consent)
+        )
+
+    def _change_contact(self, event: StoredEvent, change: ContactChange) -> None:
+        if change.empty:
+            return
+        try:
+            self.decisions.update_contact(change)
+        except Unavailable:
+            raise  # the event is handled again on the next pass
+        except NudgeError as error:
+            _log.warning(
+                "journeys: %s %s left the contact profile as it was: %s",
+                event.type,
+                event.event_id,
+                error,
+            )
 
     def _on_event(
         self,
@@ -252,11 +324,16 @@ class JourneyRunner:
     def _wait_matches(journey: Journey, instance: Instance, payload: Mapping[str, Any]) -> bool:
         if instance.step_id is None:
             return False
+        if not journey.has_step(instance.step_id):
+            return False
         step = journey.step(instance.step_id)
         return isinstance(step, WaitStep) and all_hold(step.where, payload)
 
     def _enter(self, journey: Journey, event: StoredEvent, now: datetime) -> bool:
         if not all_hold(journey.trigger.where, event.payload):
+            return False
+        if now - event.occurred_at > self.max_trigger_age:
+            # A cart abandoned last month is no reason to write today (a backfill, a replay).
             return False
         customer = event.customer_id
         if journey.trigger.features and not all_hold(
@@ -330,16 +407,25 @@ class JourneyRunner:
         """Move on every instance whose timer has come (in batches, earliest first)."""
         while True:
             now = self.clock()
-            due = self.store.due(now, self.batch)
+            due = self.store.due(now, self.batch, journeys=self._names)
             for instance in due:
                 self._advance(instance, now, stats)
             if len(due) < self.batch:
                 return
 
     def _advance(self, instance: Instance, now: datetime, stats: RunStats) -> None:
-        journey = self.journeys.get(instance.journey)
-        if journey is None:
-            self._save(self._end(instance, "exited", "journey_removed", now), stats)
+        journey = self.journeys[instance.journey]  # due() only returns loaded journeys
+        if instance.step_id is not None and not journey.has_step(instance.step_id):
+            # The journey was changed under this customer: they leave it rather than stall it.
+            _log.warning(
+                "journeys: %s was at step %r, which %s no longer has; ended",
+                instance.customer_id,
+                instance.step_id,
+                journey.name,
+            )
+            self._save(
+                self._end(instance, "exited", f"step_removed:{instance.step_id}", now), stats
+            )
             return
         deadline = (
             None if journey.max_duration is None else instance.entered_at + journey.max_duration
@@ -455,6 +541,8 @@ class JourneyRunner:
         visits[step.id] = visit
         state.setdefault("decisions", {})[step.id] = decision.as_json()
         stats.decided += 1
+        if not decision.sends:
+            stats.no_send += 1
         if decision.sends and decision.decision_id is not None:
             assert decision.channel is not None
             assert decision.message is not None
@@ -635,3 +723,25 @@ class JourneyRunner:
             )
         values.update(self.store.attributes(customer_id))
         return values
+
+
+def _address(field: str, value: object) -> str | None:
+    """An e-mail address (trimmed, domain lower-cased) or an E.164 number; None if not usable.
+
+    >>> _address("email", " Ann.Lee+cart@Example.COM "), _address("email", "x@y\\r\\nBcc: z@w.org")
+    ('Ann.Lee+cart@example.com', None)
+    >>> _address("phone", "+44 7700 900123"), _address("phone", "07700 900123")
+    ('+447700900123', None)
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if field == "email":
+        if not _EMAIL.match(text) or any(ord(c) < 32 for c in text):
+            return None
+        local, domain = text.rsplit("@", 1)
+        return f"{local}@{domain.lower()}"
+    if field == "phone":
+        digits = re.sub(r"[\s().-]", "", text)
+        return digits if _PHONE.match(digits) else None
+    return text if text and text.isprintable() and len(text) <= 4096 else None

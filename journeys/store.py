@@ -267,12 +267,21 @@ class JourneyStore:
             )
         return [_instance(row) for row in rows]
 
-    def due(self, now: datetime, limit: int = 500) -> list[Instance]:
-        """Active instances whose timer has come, earliest first."""
+    def due(
+        self, now: datetime, limit: int = 500, journeys: tuple[str, ...] | None = None
+    ) -> list[Instance]:
+        """Active instances whose timer has come, earliest first (of ``journeys`` if given).
+
+        A runner passes the journeys it has loaded: customers in a journey it does not
+        know (a file missing from its folder) wait for a runner that does.
+        """
+        if journeys is not None and not journeys:
+            return []
+        where = "" if journeys is None else f" AND journey IN ({', '.join('?' * len(journeys))})"
         rows = self.db.query(
             f"SELECT {_INSTANCE_COLUMNS} FROM journey_instances "
-            "WHERE status = 'active' AND wake_at <= ? ORDER BY wake_at LIMIT ?",
-            (now.timestamp(), limit),
+            f"WHERE status = 'active' AND wake_at <= ?{where} ORDER BY wake_at LIMIT ?",
+            (now.timestamp(), *(journeys or ()), limit),
         )
         return [_instance(row) for row in rows]
 

@@ -18,10 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from channels import Channel, TemplateRenderer, TrackingLinks, build_channels, load_channels_config
-from features import FeatureSource, NudgeError
+from decisioning.config import DecisionConfig
+from features import FeatureSource, InvalidRequest, NudgeError
 from features.event_stream import EventStream
 from features.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
-from journeys import Journey, load_journeys, validate_against
+from journeys import DecideStep, Journey, load_journeys, validate_against
 from journeys.decisions import DecisionService, EngineDecisions
 from journeys.http_decisions import HttpDecisions
 from journeys.runner import JourneyRunner
@@ -95,6 +96,31 @@ def _features(settings: Settings) -> FeatureSource | None:
         return None
 
 
+def _check_channels(
+    journeys: dict[str, Journey],
+    config: DecisionConfig,
+    channels: dict[str, Channel],
+    source: Path,
+) -> None:
+    """Every channel a journey may decide on has a sender, or nothing starts.
+
+    Found at start-up, a missing sender is a configuration mistake; found at send
+    time, it would be a message lost.
+    """
+    for journey in journeys.values():
+        for step in journey.steps:
+            if not isinstance(step, DecideStep):
+                continue
+            for candidate in step.candidates:
+                for channel in candidate.channels or config.messages[candidate.message].channels:
+                    if channel not in channels:
+                        raise InvalidRequest(
+                            f"channels.{channel}",
+                            f"must be configured in {source}: journey {journey.name!r} step "
+                            f"{step.id!r} may send {candidate.message!r} on it",
+                        )
+
+
 def build_journey_runtime(
     settings: Settings,
     *,
@@ -127,6 +153,7 @@ def build_journey_runtime(
             )
         for channel in channels.values():
             closers.append(channel.close)
+        _check_channels(journeys, config, channels, settings.channels_config)
         store = open_journey_store(settings)
         closers.append(store.close)
         stream = open_event_stream(settings)

@@ -12,6 +12,8 @@ from pathlib import Path
 from journey_harness import Harness, build_runner
 
 from channels import FileOutbox
+from journeys import Journey
+from journeys.runner import JourneyRunner
 
 
 def test_a_small_cart_does_not_trigger_and_a_big_one_does(harness: Harness) -> None:
@@ -247,3 +249,104 @@ class _Unplugged(FileOutbox):
 
     def send(self, message):  # type: ignore[no-untyped-def, override]
         raise _Died
+
+
+def test_identify_and_consent_events_fill_the_contact_profile(harness: Harness) -> None:
+    harness.event(
+        "c9",
+        "identify",
+        email=" Zoe@Example.COM ",
+        phone="+44 7700 900999",
+        time_zone="Europe/Berlin",
+        first_name="Zoe",
+    )
+    harness.event("c9", "consent_update", channel="email", consent="opted_in")
+    harness.run()
+    profile = harness.contacts.profile("c9")
+    assert profile.time_zone == "Europe/Berlin"
+    assert (profile.channel("email").consent, profile.channel("email").reachable) == (
+        "opted_in",
+        True,
+    )
+    assert (profile.channel("sms").consent, profile.channel("sms").reachable) == ("unknown", True)
+    assert harness.store.address("c9", "email") == "Zoe@example.com"
+    assert harness.store.address("c9", "sms") == "+447700900999"
+    assert harness.store.attributes("c9") == {"first_name": "Zoe"}
+    harness.event("c9", "add_to_cart", cart_value=50.0)
+    harness.run()
+    harness.run(timedelta(hours=1))
+    [message] = harness.sent()
+    assert (message["channel"], message["to"]) == ("email", "Zoe@example.com")
+
+
+def test_an_address_that_is_not_one_is_not_kept(harness: Harness) -> None:
+    harness.event("c9", "identify", email="x@y.org\r\nBcc: z@w.org", phone="07700 900999")
+    harness.run()
+    assert harness.store.address("c9", "email") is None
+    assert harness.store.address("c9", "sms") is None
+    assert harness.contacts.profile("c9").channel("email").reachable is False
+
+
+def test_an_old_event_starts_no_journey(harness: Harness) -> None:
+    harness.customer("c1")
+    harness.clock.advance(-timedelta(days=3))
+    harness.event("c1", "add_to_cart", cart_value=50.0)  # happened three days ago
+    harness.clock.advance(timedelta(days=3))
+    harness.run()
+    assert harness.store.instances_of("c1") == []
+
+
+def test_a_step_removed_from_a_journey_ends_who_was_at_it_and_nobody_else(
+    harness: Harness,
+) -> None:
+    harness.customer("c1")
+    harness.customer("c2")
+    harness.event("c1", "add_to_cart", cart_value=50.0)
+    harness.run()
+    harness.event("c2", "add_to_cart", cart_value=50.0)
+    harness.clock.advance(timedelta(minutes=30))
+    harness.run()
+    # The new version of the journey has no `settle` step: c1 and c2 are both at it.
+    journey = harness.runner.journeys["cart"]
+    harness.runner = restarted(
+        harness.runner, dataclasses.replace(journey, steps=journey.steps[1:])
+    )
+    harness.run(timedelta(minutes=40))
+    [c1] = harness.store.instances_of("c1")
+    assert (c1.status, c1.end_reason) == ("exited", "step_removed:settle")
+    assert harness.store.instances_of("c2")[0].status == "active"  # its timer has not come
+    harness.clock.advance(timedelta(days=3))
+    harness.event("c1", "add_to_cart", cart_value=50.0)  # c1 may enter the new version
+    harness.run()
+    [c2] = harness.store.instances_of("c2")
+    assert (c2.status, c2.end_reason) == ("exited", "step_removed:settle")
+    [_, again] = harness.store.instances_of("c1")
+    assert (again.status, again.step_id) == ("active", "wait_purchase")
+
+
+def test_customers_of_a_journey_the_runner_lacks_wait_untouched(harness: Harness) -> None:
+    harness.customer("c1")
+    harness.event("c1", "add_to_cart", cart_value=50.0)
+    harness.run()
+    [before] = harness.store.instances_of("c1")
+    other = restarted(harness.runner)  # a runner started with another journeys folder
+    harness.clock.advance(timedelta(days=2))
+    other.run_once()
+    assert harness.store.instances_of("c1") == [before]
+    harness.run()  # the runner that has the journey takes them on
+    assert harness.store.instances_of("c1")[0].step_id != "settle"
+
+
+def restarted(runner: JourneyRunner, *journeys: Journey) -> JourneyRunner:
+    """The runner as a new process over the same stores would be, with ``journeys`` loaded."""
+    return JourneyRunner(
+        journeys={journey.name: journey for journey in journeys},
+        store=runner.store,
+        stream=runner.stream,
+        decisions=runner.decisions,
+        channels=runner.channels,
+        renderer=runner.renderer,
+        links=runner.links,
+        features=runner.features,
+        clock=runner.clock,
+    )
