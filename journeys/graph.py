@@ -56,7 +56,7 @@ def transitions(journey: Journey, index: int) -> list[tuple[str, str | None]]:
 
 
 def check_graph(journey: Journey, references: Sequence[tuple[str, str]]) -> None:
-    """Jumps name steps, sends have a decision, and every loop of steps has a wait in it.
+    """Jumps name steps, sends have a decide step above, and every loop of steps has a wait.
 
     ``references`` are the ``(field path, step id)`` of every jump in the file.
     """
@@ -73,23 +73,24 @@ def _error(journey: Journey, path: str, expected: str, *got: object) -> JourneyF
 
 
 def _check_sends(journey: Journey) -> None:
-    decides = [step.id for step in journey.steps if isinstance(step, DecideStep)]
-    above: str | None = None
+    """A send sends the decision of a decide step above it: below, it has not been made yet."""
+    decides = {step.id: i for i, step in enumerate(journey.steps) if isinstance(step, DecideStep)}
+    above: list[str] = []
     for i, step in enumerate(journey.steps):
         if isinstance(step, DecideStep):
-            above = step.id
+            above.append(step.id)
         if not isinstance(step, SendStep):
             continue
-        if step.decision is None and above is None:
-            raise _error(
-                journey, f"steps[{i}].send", "needs a decide step above it, or decision: naming one"
-            )
-        if step.decision is not None and step.decision not in decides:
-            known = ", ".join(decides) if decides else "there are none"
+        if step.decision is None and not above:
+            raise _error(journey, f"steps[{i}].send", "needs a decide step above it")
+        if step.decision is not None and step.decision not in above:
+            known = ", ".join(above) if above else "there are none"
+            if step.decision in decides:
+                known += f"; {step.decision} is steps[{decides[step.decision]}], below it"
             raise _error(
                 journey,
                 f"steps[{i}].send.decision",
-                f"must name a decide step ({known})",
+                f"must name a decide step above it ({known})",
                 step.decision,
             )
 

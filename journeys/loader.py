@@ -47,13 +47,14 @@ The format (one journey per file)::
 
 Conditions are ``{field: value}`` (equality) or ``{field: {op: operand, ...}}``
 with the operators ``eq ne gt gte lt lte in not_in exists``. Durations are a
-number and a unit: ``30s``, ``15m``, ``2h``, ``7d``, ``2w``.
+number and a unit: ``30s``, ``15m``, ``2h``, ``7d``, ``2w``; at most 366 days.
 
 Besides the shape of each value, the loader checks that step ids are unique,
 that every ``next``, ``goto``, ``on_event``, ``on_timeout`` and ``otherwise``
-names a step, that each send step has a decide step above it (or names one),
-that branch segments are defined, and that no loop of steps runs without a
-wait step in it. Whether the messages, channels and slots exist is a question
+names a step, that each send step has a decide step above it (``decision:``
+picks one of those above, not one below: its decision is not made yet), that
+branch segments are defined, and that no loop of steps runs without a wait step
+in it. Whether the messages, channels and slots exist is a question
 for the decision configuration: :func:`journeys.validate_against`.
 
 >>> journey = parse_journey('''

@@ -35,6 +35,10 @@ __all__ = ["NodeReader", "join"]
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _DURATION_TEXT = "must be a duration like 30m, 2h, 1d"
+# The longest wait, timeout, exit after or reentry_after: a year and a leap day. Longer is
+# a typo (`99999999999w` does not even fit a timedelta) or a journey no one sees finish.
+_MAX_DURATION = timedelta(days=366)
+_MAX_DURATION_TEXT = f"must be a duration of at most {_MAX_DURATION.days} days"
 
 
 def join(path: str, key: str) -> str:
@@ -161,7 +165,15 @@ class NodeReader:
         return value
 
     def duration(self, node: Any, path: str, *, zero_ok: bool = False) -> timedelta:
-        """``30s``, ``15m``, ``2h``, ``7d`` (decisioning's durations) or ``2w``."""
+        """``30s``, ``15m``, ``2h``, ``7d`` (decisioning's durations) or ``2w``, up to a year.
+
+        >>> reader = NodeReader("j.yaml")
+        >>> reader.duration(reader.compose("400d"), "exit[0].after")
+        Traceback (most recent call last):
+        ...
+        journeys.errors.JourneyFileError: j.yaml:1: exit[0].after must be a duration of at most \
+366 days, got '400d'
+        """
         if not isinstance(node, yaml.ScalarNode):
             self.fail(path, node, f"{_DURATION_TEXT}, not {_kind(node)}")
         value = self.scalar(node, path)
@@ -176,6 +188,10 @@ class NodeReader:
                 delta = parse_duration(text, path)
         except InvalidRequest:
             self.fail(path, node, _DURATION_TEXT, value)
+        except OverflowError:  # more days than a timedelta holds
+            self.fail(path, node, _MAX_DURATION_TEXT, value)
+        if delta > _MAX_DURATION:
+            self.fail(path, node, _MAX_DURATION_TEXT, value)
         if delta <= timedelta(0) and not (zero_ok and delta == timedelta(0)):
             self.fail(path, node, "must be longer than zero", value)
         return delta

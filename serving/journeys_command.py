@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from decisioning import load_decision_config
-from journeys import load_journey, load_journeys, validate_against
+from journeys import JourneyFileError, load_journey, validate_against
 from journeys.runner import RunStats
 from serving.settings import Settings
 
@@ -19,38 +19,70 @@ __all__ = ["journey_status", "run_journeys", "validate_journeys"]
 
 
 def validate_journeys(
-    settings: Settings, files: Sequence[Path] = (), out: TextIO = sys.stdout
+    settings: Settings, files: Sequence[Path] = (), out: TextIO | None = None
 ) -> int:
     """Check journey files (default: every file in ``journeys_dir``); the number of bad ones.
 
-    Each problem is printed as ``file:line: field ...``; against the decision
-    configuration too (its messages, channels and slots).
+    Each problem is one line, ``file:line: field ...``: the file on its own,
+    then its journey name (no file before it may use it), then against the
+    decision configuration (its messages, channels and slots). A missing file or
+    folder is a problem too. No journey file problem raises; a bad decision
+    configuration does, being no journey file's fault. ``out`` is ``sys.stdout``
+    as it is at the call, so that redirecting it works.
     """
+    out = sys.stdout if out is None else out
     config = load_decision_config(settings.decision_config)
-    paths = list(files) or sorted(
-        p for p in settings.journeys_dir.iterdir() if p.suffix in (".yaml", ".yml")
-    )
+    if files:
+        paths = list(dict.fromkeys(files))  # a file named twice is checked once
+    else:
+        folder = settings.journeys_dir
+        if not folder.is_dir():
+            print(f"{folder}: is not a folder (journeys_dir, --journeys-dir)", file=out)
+            return 1
+        paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not paths:
+            print(f"{folder}: has no journey files (*.yaml, *.yml)", file=out)
+            return 1
     bad = 0
+    names: dict[str, str] = {}
     for path in paths:
+        if not path.is_file():
+            missing = "is a folder, not a journey file" if path.is_dir() else "no such file"
+            bad += 1
+            print(f"{path}: {missing}", file=out)
+            continue
         try:
             journey = load_journey(path)
+            first = names.setdefault(journey.name, journey.source)
+            if first != journey.source:
+                raise JourneyFileError(
+                    journey.source,
+                    journey.lines.get("journey"),
+                    "journey",
+                    f"must be unique; {first} already defines it",
+                    journey.name,
+                )
             validate_against(journey, config)
-        except Exception as error:  # every file gets its verdict, whatever went wrong
+        except JourneyFileError as error:
             bad += 1
             print(f"{error}", file=out)
             continue
+        except Exception as error:  # every file gets its verdict, whatever went wrong
+            bad += 1
+            print(f"{path}: {error}", file=out)
+            continue
         print(f"{path}: ok ({journey.name}, {len(journey.steps)} steps)", file=out)
-    if not files:
-        load_journeys(settings.journeys_dir)  # names must also be unique across the folder
     return bad
 
 
 def _line(stats: RunStats, counts: dict[str, int], sends: dict[str, int], elapsed: float) -> str:
+    """This run's work, then what the store holds in all (every run so far)."""
     return (
-        f"[{elapsed:7.1f} s] events {stats.events:,}  entered {stats.entered:,}  "
-        f"active {counts.get('active', 0):,}  ended {stats.ended:,}  decided {stats.decided:,}  "
-        f"sent {sends.get('sent', 0):,}  blocked {sends.get('blocked', 0):,}  "
-        f"failed {sends.get('failed', 0):,}  scheduled {sends.get('scheduled', 0):,}"
+        f"[{elapsed:7.1f} s] this run: events {stats.events:,}, entered {stats.entered:,}, "
+        f"decided {stats.decided:,} ({stats.no_send:,} no send), sent {stats.sent:,}, "
+        f"blocked {stats.blocked:,}, failed {stats.failed:,}, ended {stats.ended:,} | "
+        f"in all: active {counts.get('active', 0):,}, scheduled {sends.get('scheduled', 0):,}, "
+        f"sent {sends.get('sent', 0):,}, in doubt {sends.get('in_doubt', 0):,}"
     )
 
 
@@ -76,6 +108,14 @@ def run_journeys(
     names = ", ".join(sorted(runtime.journeys))
     where = api_url or "this process"
     print(f"Journeys {names}: decisions from {where}; state in {settings.state_dir}", file=out)
+    for key, n in sorted(runner.store.counts().items()):
+        journey = key.removeprefix("active:")
+        if key.startswith("active:") and journey not in runtime.journeys:
+            print(
+                f"note: {n:,} customers are in journey {journey!r}, which is not in "
+                f"{settings.journeys_dir}; they wait, untouched, for a runner that has it",
+                file=out,
+            )
     total = RunStats()
     stop = threading.Event()
     last_report = time.perf_counter()

@@ -190,6 +190,24 @@ steps:
     assert journey.lines["steps[2].wait.timeout"] == 17
 
 
+def test_a_duration_may_be_a_year_and_a_leap_day() -> None:
+    journey = parse_journey(HEAD + "  - {id: a, wait: 366d}\n  - {id: b, wait: 52w}\n", "t.yaml")
+    assert [step.duration for step in journey.steps if isinstance(step, WaitStep)] == [
+        timedelta(days=366),
+        timedelta(weeks=52),
+    ]
+
+
+def test_a_send_may_name_any_decide_step_above_it() -> None:
+    text = (
+        HEAD
+        + PICK
+        + "  - {id: other, decide: {candidates: [welcome]}}\n"
+        + "  - {id: go, send: {decision: pick}}\n"
+    )
+    assert parse_journey(text, "t.yaml").step("go") == SendStep("go", "pick")
+
+
 def test_a_loop_through_a_wait_is_fine() -> None:
     text = (
         HEAD
@@ -249,7 +267,20 @@ BAD = [
         HEAD + "  - {id: a, wait: 1h}\n" + PICK + "  - {id: go, send: {decision: a}}\n",
         6,
         "steps[2].send.decision",
-        "must name a decide step (pick), got 'a'",
+        "must name a decide step above it (pick), got 'a'",
+    ),
+    (
+        HEAD + "  - {id: go, send: {decision: pick}}\n  - {id: a, wait: 1h}\n" + PICK,
+        4,
+        "steps[0].send.decision",
+        "must name a decide step above it (there are none; pick is steps[2], below it), got 'pick'",
+    ),
+    (
+        HEAD + PICK + "  - {id: go, send: {decision: late}}\n"
+        "  - {id: late, decide: {candidates: [welcome]}}\n",
+        5,
+        "steps[1].send.decision",
+        "must name a decide step above it (pick; late is steps[2], below it), got 'late'",
     ),
     (
         HEAD + "  - id: a\n    branch:\n      rules:\n        - {segment: big, goto: a}\n",
@@ -297,6 +328,31 @@ BAD = [
         "must be a duration like 30m, 2h, 1d, got 90",
     ),
     (HEAD + "  - {id: a, wait: 0m}\n", 4, "steps[0].wait", "must be longer than zero"),
+    (
+        HEAD + "  - {id: a, wait: 99999999999w}\n",
+        4,
+        "steps[0].wait",
+        "must be a duration of at most 366 days, got '99999999999w'",
+    ),
+    (
+        HEAD + "  - id: a\n    wait: {until: x, timeout: 367d}\n",
+        5,
+        "steps[0].wait.timeout",
+        "must be a duration of at most 366 days, got '367d'",
+    ),
+    (
+        "journey: t\ntrigger: {event: a}\nexit: [{after: 53w}]\n" + TAIL,
+        3,
+        "exit[0].after",
+        "must be a duration of at most 366 days, got '53w'",
+    ),
+    (
+        "journey: t\ntrigger: {event: a}\nentry:\n  reentry: true\n"
+        "  reentry_after: 99999999999999999999d\n" + TAIL,
+        5,
+        "entry.reentry_after",
+        "must be a duration of at most 366 days",
+    ),
     (
         "journey: t\ntrigger:\n  event: a\n  where: {cart_value: {approx: 20}}\n" + TAIL,
         4,
