@@ -3,6 +3,8 @@
 from training.lift import Lift, arm_lift
 from training.metrics import QiniCurve, auc, log_loss, qini_coefficient, qini_curve
 from training.mlflow_model import PropensityPyfunc
+from training.open_bandit import OpenBanditLog, load_open_bandit
+from training.open_bandit_ope import OpenBanditEvaluation, evaluate_open_bandit
 from training.policy_value import PolicyValue, ips_value, mean_with_ci, snips_value
 from training.propensity_training import PropensityTrainingResult, train_propensity
 from training.registry import LoadedModel, ModelRegistry, RegisteredModel
@@ -13,6 +15,8 @@ __all__ = [
     "Lift",
     "LoadedModel",
     "ModelRegistry",
+    "OpenBanditEvaluation",
+    "OpenBanditLog",
     "PolicyValue",
     "PropensityPyfunc",
     "PropensityTrainingResult",
@@ -20,7 +24,9 @@ __all__ = [
     "RegisteredModel",
     "arm_lift",
     "auc",
+    "evaluate_open_bandit",
     "ips_value",
+    "load_open_bandit",
     "log_loss",
     "mean_with_ci",
     "qini_coefficient",
