@@ -170,6 +170,11 @@ class CallbackVerifier:
             payload = json.loads(body)
         except ValueError:
             raise InvalidRequest("payload", "must be a JSON object with an `events` list") from None
+        except RecursionError:
+            # Thousands of nested brackets exhaust the parser's stack: a bad body, not a 500.
+            raise InvalidRequest(
+                "payload", "must be a JSON object with an `events` list, not nested this deep"
+            ) from None
         events = parse_callback(provider, payload)
         now = self._clock()
         fresh: list[ProviderEvent] = []

@@ -11,6 +11,8 @@
 'Welcome, Ann!'
 >>> message.headers["List-Unsubscribe"] == f"<{links.unsubscribe_url('d42')}>"
 True
+>>> message.headers["List-Unsubscribe-Post"]
+'List-Unsubscribe=One-Click'
 >>> links.open_url("d42") in message.body_html
 True
 >>> message.metadata
@@ -45,7 +47,9 @@ def compose(
     Templates get ``unsubscribe_url`` and ``open_pixel_url`` on top of ``variables``
     (ours win: a feature must not be able to replace the unsubscribe link). Every http(s)
     link in the HTML and the text becomes a signed click URL, except the unsubscribe
-    link; e-mail also gets a ``List-Unsubscribe`` header.
+    link; e-mail also gets ``List-Unsubscribe`` and its RFC 8058 one-click companion
+    ``List-Unsubscribe-Post`` here, so that every channel (an e-mail API, the file outbox)
+    carries both, not only SMTP.
     """
     unsubscribe_url = links.unsubscribe_url(message_id)
     context = {
@@ -55,7 +59,14 @@ def compose(
     }
     rendered = renderer.render(message, channel, context)
     html = None if rendered.html is None else links.rewrite_links(rendered.html, message_id)
-    headers = {} if rendered.subject is None else {"List-Unsubscribe": f"<{unsubscribe_url}>"}
+    headers = (
+        {}
+        if rendered.subject is None
+        else {
+            "List-Unsubscribe": f"<{unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    )
     return OutboundMessage(
         message_id=message_id,
         customer_id=customer_id,

@@ -20,6 +20,7 @@ import ssl
 import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime
 
 from channels._recent import RecentReceipts
@@ -29,6 +30,10 @@ __all__ = ["SmtpChannel", "build_email", "message_id_header"]
 
 # Headers the channel owns: a caller's copy would make a second, contradicting header.
 _RESERVED = {"from", "to", "subject", "message-id", "date", "content-type", "mime-version"}
+# RFC 5322's hard line limit rather than the 78 it recommends: a header word longer than
+# the limit cannot be folded, so the default policy RFC 2047-encodes it, and a mail client
+# cannot read an encoded List-Unsubscribe URL (a tracked one is well over 78 characters).
+_POLICY = SMTP.clone(max_line_length=998)
 
 
 def message_id_header(message_id: str) -> str:
@@ -43,10 +48,11 @@ def message_id_header(message_id: str) -> str:
 def build_email(message: OutboundMessage, *, sender: str) -> EmailMessage:
     """The MIME message: text only, or multipart/alternative text + html.
 
-    A List-Unsubscribe header gets its RFC 8058 one-click companion unless one is given.
-    Raises SendFailed (permanent) for a header that no retry can make valid.
+    A List-Unsubscribe header gets its RFC 8058 one-click companion unless one is given
+    (``compose`` gives one). Raises SendFailed (permanent) for a header that no retry can
+    make valid.
     """
-    mail = EmailMessage()
+    mail = EmailMessage(policy=_POLICY)
     try:
         mail["From"] = sender
         mail["To"] = message.to
@@ -57,6 +63,7 @@ def build_email(message: OutboundMessage, *, sender: str) -> EmailMessage:
             if key.lower() in _RESERVED:
                 raise ValueError(f"header {key!r} is set by the channel")
             mail[key] = value
+        # ``in`` ignores case: a caller's "list-unsubscribe-post" is not doubled either.
         if "List-Unsubscribe" in mail and "List-Unsubscribe-Post" not in mail:
             mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail.set_content(message.body_text)

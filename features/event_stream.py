@@ -22,7 +22,7 @@ read, and it carries its own ``occurred_at``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +91,8 @@ got '2026-01-01T00:00:00'
         raise InvalidRequest(
             f"{where}payload", "must hold only JSON values (no NaN or infinity)"
         ) from error
+    except RecursionError:
+        raise InvalidRequest(f"{where}payload", "must not be nested this deep") from None
     if len(encoded) > MAX_PAYLOAD_BYTES:
         raise InvalidRequest(f"{where}payload", f"must encode to at most {MAX_PAYLOAD_BYTES} bytes")
     return event
@@ -120,8 +122,26 @@ _TABLES = {
 }
 
 
+_COLUMNS = '"offset", event_id, customer_id, type, occurred_at, received_at, payload'
+
+
 def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _stored(rows: Sequence[tuple[Any, ...]]) -> list[StoredEvent]:
+    return [
+        StoredEvent(
+            event_id=event_id,
+            customer_id=customer_id,
+            type=kind,
+            occurred_at=_moment(occurred),
+            payload=json.loads(payload),
+            offset=offset,
+            received_at=_moment(received),
+        )
+        for offset, event_id, customer_id, kind, occurred, received, payload in rows
+    ]
 
 
 class EventStream:
@@ -170,25 +190,27 @@ class EventStream:
                     new.add(event.event_id)
         return new
 
+    def get(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
+        """The stored events among ``event_ids``, by id, in one query (no ids: no query).
+
+        What a repeated id was first stored with, to tell a retry from another event.
+        """
+        wanted = sorted(set(event_ids))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM customer_events WHERE event_id IN ({marks})", tuple(wanted)
+        )
+        return {event.event_id: event for event in _stored(rows)}
+
     def read(self, after: int, limit: int = 500) -> list[StoredEvent]:
         """Up to ``limit`` events with offsets above ``after``, in order."""
         rows = self._db.query(
-            'SELECT "offset", event_id, customer_id, type, occurred_at, received_at, payload '
-            'FROM customer_events WHERE "offset" > ? ORDER BY "offset" LIMIT ?',
+            f'SELECT {_COLUMNS} FROM customer_events WHERE "offset" > ? ORDER BY "offset" LIMIT ?',
             (after, limit),
         )
-        return [
-            StoredEvent(
-                event_id=event_id,
-                customer_id=customer_id,
-                type=kind,
-                occurred_at=_moment(occurred),
-                payload=json.loads(payload),
-                offset=offset,
-                received_at=_moment(received),
-            )
-            for offset, event_id, customer_id, kind, occurred, received, payload in rows
-        ]
+        return _stored(rows)
 
     def last_offset(self) -> int:
         rows = self._db.query('SELECT MAX("offset") FROM customer_events')

@@ -32,7 +32,7 @@ from serving.errors import install_error_handlers, printable, status_for
 from serving.events_api import events_router
 from serving.journey_wiring import open_event_stream
 from serving.metrics import ApiMetrics
-from serving.monitoring import observe_receipt
+from serving.monitoring import observe_recorded
 from serving.reports_api import reports_router
 from serving.schemas import (
     CancelResponse,
@@ -186,7 +186,14 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(reports_router(settings))
     app.include_router(events_router(lambda request: request.app.state.events))
-    app.include_router(tracking_router(settings, lambda request: runtime_of(request).engine))
+    app.include_router(
+        tracking_router(
+            settings,
+            lambda request: runtime_of(request).engine,
+            lambda request: request.app.state.events,
+            metrics,
+        )
+    )
 
     def runtime_of(request: Request) -> Runtime:
         runtime: Runtime = request.app.state.runtime
@@ -264,10 +271,7 @@ def create_app(
             value=body.value,
             outcome_id=body.outcome_id,
         )
-        metrics.outcomes.labels(event=receipt.outcome.event, new=str(receipt.new).lower()).inc()
-        observe_receipt(metrics, runtime_of(request).engine.log, receipt)
-        if receipt.learned:
-            metrics.reward.observe(receipt.outcome.reward)
+        observe_recorded(metrics, runtime_of(request).engine.log, receipt)
         return OutcomeResponse(
             outcome_id=receipt.outcome.outcome_id,
             decision_id=receipt.outcome.decision_id,
@@ -295,10 +299,7 @@ def create_app(
                     )
                 )
                 continue
-            metrics.outcomes.labels(event=result.outcome.event, new=str(result.new).lower()).inc()
-            observe_receipt(metrics, runtime_of(request).engine.log, result)
-            if result.learned:
-                metrics.reward.observe(result.outcome.reward)
+            observe_recorded(metrics, runtime_of(request).engine.log, result)
             items.append(
                 OutcomeBatchItem(
                     index=index,

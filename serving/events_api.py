@@ -3,26 +3,33 @@
 One event, or a batch of up to :data:`MAX_BATCH` as ``{"events": [...]}``. In
 a batch each event is checked on its own: the good ones are stored (in one
 commit, before the answer is sent) and the bad ones reported by index with the
-field that is wrong. The same ``event_id`` posted again is stored once.
+field that is wrong. Every event has an ``event_id``: the same event posted
+again (a retry) is stored once and answered ``duplicate``; the id posted again
+with another customer, type, time or payload is refused (409 for one event),
+since storing neither silently nor twice would be right.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import datetime
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features import InvalidRequest
-from features.event_stream import CustomerEvent, EventStream, check_event
+from features import Conflict, InvalidRequest
+from features.event_stream import CustomerEvent, EventStream, StoredEvent, check_event
 
-__all__ = ["MAX_BATCH", "EventBody", "events_router"]
+__all__ = ["FUTURE_TOLERANCE", "MAX_BATCH", "EventBody", "events_router"]
 
 MAX_BATCH = 500
+_STATUSES = ("accepted", "duplicate", "refused")
+FUTURE_TOLERANCE = timedelta(minutes=5)
+"""How far ahead of this server's clock an ``occurred_at`` may be (clock skew), as for outcomes."""
 
 
 class EventBody(BaseModel):
@@ -30,8 +37,8 @@ class EventBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=False)
 
-    event_id: str | None = Field(
-        None, min_length=1, max_length=128, description="Unique per event; a repeat is stored once."
+    event_id: str = Field(
+        min_length=1, max_length=128, description="Unique per event; a retry is stored once."
     )
     customer_id: str = Field(min_length=1, max_length=128)
     type: str = Field(min_length=1, max_length=128, description="add_to_cart, purchase, ...")
@@ -49,16 +56,54 @@ def _problem(index: int | None, error: ValidationError | InvalidRequest) -> dict
     return {"field": field, "error": f"`{field}` {first['msg'].lower()}"}
 
 
-def _parse(raw: object, index: int | None) -> CustomerEvent:
+def _parse(raw: object, index: int | None, now: datetime) -> CustomerEvent:
+    where = "" if index is None else f"events[{index}]."
     body = EventBody.model_validate(raw)
-    event = CustomerEvent(
-        event_id=body.event_id or uuid.uuid4().hex,
-        customer_id=body.customer_id,
-        type=body.type,
-        occurred_at=body.occurred_at,
-        payload=body.payload,
+    event = check_event(
+        CustomerEvent(
+            event_id=body.event_id,
+            customer_id=body.customer_id,
+            type=body.type,
+            occurred_at=body.occurred_at,
+            payload=body.payload,
+        ),
+        where,
     )
-    return check_event(event, "" if index is None else f"events[{index}].")
+    if event.occurred_at - now > FUTURE_TOLERANCE:
+        minutes = f"{FUTURE_TOLERANCE.total_seconds() / 60:g}"
+        raise InvalidRequest(
+            f"{where}occurred_at",
+            f"must not be more than {minutes} minutes in the future",
+            event.occurred_at.isoformat(),
+        )
+    return event
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _reuse(event: CustomerEvent, stored: StoredEvent | None, where: str = "") -> str | None:
+    """Why ``event`` is not a repeat of what its id was stored with; None if it is one."""
+    if stored is None:
+        return None
+    payload = json.loads(json.dumps(dict(event.payload)))
+    differences = [
+        name
+        for name, differs in (
+            ("customer_id", stored.customer_id != event.customer_id),
+            ("type", stored.type != event.type),
+            # Read back from float seconds: equal to the microsecond, not always exactly.
+            ("occurred_at", abs(stored.occurred_at - event.occurred_at) > _MICROSECOND),
+            ("payload", stored.payload != payload),
+        )
+        if differs
+    ]
+    if not differences:
+        return None
+    return (
+        f"`{where}event_id` {event.event_id!r} was already used for another event "
+        f"(other {', '.join(differences)}); a retry must repeat the event unchanged"
+    )
 
 
 def events_router(stream_of: Any) -> APIRouter:
@@ -70,51 +115,76 @@ def events_router(stream_of: Any) -> APIRouter:
         """Store one event, or a batch ``{"events": [...]}`` (at most 500), durably.
 
         Answers 202 with each event's status (``accepted``, ``duplicate`` or
-        ``refused`` with the field that is wrong); a single bad event is a 422.
+        ``refused`` with the field that is wrong); a single bad event is a 422, and
+        a single event whose ``event_id`` was used for another event a 409.
         """
         try:
             raw = await request.json()
         except ValueError:
             raise InvalidRequest("body", "must be a JSON object") from None
+        except RecursionError:
+            # Thousands of nested brackets exhaust the parser's stack: a bad body, not a 500.
+            raise InvalidRequest("body", "must be a JSON object, not nested this deep") from None
         stream: EventStream = stream_of(request)
+        now = datetime.now(UTC)
         if isinstance(raw, dict) and "events" in raw:
-            items = raw["events"]
-            if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
-                raise InvalidRequest("events", f"must be a list of 1 to {MAX_BATCH} events")
-            results: list[dict[str, Any]] = []
-            good: list[tuple[int, CustomerEvent]] = []
-            for index, item in enumerate(items):
-                try:
-                    good.append((index, _parse(item, index)))
-                except (ValidationError, InvalidRequest) as error:
-                    results.append({"index": index, "status": "refused", **_problem(index, error)})
-            new_ids = await asyncio.to_thread(_append, stream, [event for _, event in good])
-            reported: set[str] = set()
-            for index, event in good:
-                # The same id twice in one batch is stored once: its repeat is a duplicate.
-                fresh = event.event_id in new_ids and event.event_id not in reported
-                reported.add(event.event_id)
-                status = "accepted" if fresh else "duplicate"
-                results.append({"index": index, "status": status, "event_id": event.event_id})
-            results.sort(key=lambda r: int(r["index"]))
-            counts = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate")}
-            return JSONResponse(
-                {**counts, "refused": len(items) - len(good), "results": results}, status_code=202
-            )
+            return await _batch(stream, raw, now)
         try:
-            event = _parse(raw, None)
+            event = _parse(raw, None, now)
         except ValidationError as error:
             problem = _problem(None, error)
             raise InvalidRequest(problem["field"], "is not valid: " + problem["error"]) from None
-        new_ids = await asyncio.to_thread(_append, stream, [event])
-        status = "accepted" if event.event_id in new_ids else "duplicate"
-        return JSONResponse({"status": status, "event_id": event.event_id}, status_code=202)
+        new_ids, stored = await asyncio.to_thread(_store, stream, [event])
+        if event.event_id in new_ids:
+            return JSONResponse({"status": "accepted", "event_id": event.event_id}, 202)
+        reuse = _reuse(event, stored.get(event.event_id))
+        if reuse is not None:
+            raise Conflict(reuse)
+        return JSONResponse({"status": "duplicate", "event_id": event.event_id}, 202)
 
     return router
 
 
-def _append(stream: EventStream, events: list[CustomerEvent]) -> set[str]:
-    """The ids of ``events`` that were new, all stored in one commit."""
+async def _batch(stream: EventStream, raw: dict[str, Any], now: datetime) -> JSONResponse:
+    others = sorted(key for key in raw if key != "events")
+    if others:
+        raise InvalidRequest(others[0], "must not be next to `events`: a batch holds only `events`")
+    items = raw["events"]
+    if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
+        raise InvalidRequest("events", f"must be a list of 1 to {MAX_BATCH} events")
+    results: list[dict[str, Any]] = []
+    good: list[tuple[int, CustomerEvent]] = []
+    for index, item in enumerate(items):
+        try:
+            good.append((index, _parse(item, index, now)))
+        except (ValidationError, InvalidRequest) as error:
+            results.append({"index": index, "status": "refused", **_problem(index, error)})
+    new_ids, stored = await asyncio.to_thread(_store, stream, [event for _, event in good])
+    reported: set[str] = set()
+    for index, event in good:
+        # The same id twice in one batch is stored once: its repeat is a duplicate.
+        fresh = event.event_id in new_ids and event.event_id not in reported
+        reported.add(event.event_id)
+        reuse = None if fresh else _reuse(event, stored.get(event.event_id), f"events[{index}].")
+        if reuse is not None:
+            field = f"events[{index}].event_id"
+            results.append({"index": index, "status": "refused", "field": field, "error": reuse})
+            continue
+        status = "accepted" if fresh else "duplicate"
+        results.append({"index": index, "status": status, "event_id": event.event_id})
+    results.sort(key=lambda r: int(r["index"]))
+    counts = {s: sum(r["status"] == s for r in results) for s in _STATUSES}
+    return JSONResponse({**counts, "results": results}, status_code=202)
+
+
+def _store(
+    stream: EventStream, events: list[CustomerEvent]
+) -> tuple[set[str], dict[str, StoredEvent]]:
+    """The ids of ``events`` that were new, all stored in one commit, and what the others'
+    ids (and ids repeated among ``events``) were stored with, read in one query."""
     if not events:
-        return set()
-    return stream.append_new(events)
+        return set(), {}
+    new_ids = stream.append_new(events)
+    times = Counter(event.event_id for event in events)
+    repeats = {event_id for event_id, n in times.items() if n > 1 or event_id not in new_ids}
+    return new_ids, stream.get(repeats)

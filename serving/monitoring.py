@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from decisioning import DecisionLog, OutcomeReceipt
+from decisioning import Decision, DecisionLog, OutcomeReceipt
 from serving.log_readings import SEND_STATUS, LogReadings, ScanWindows, read_log
 from serving.metrics import ApiMetrics
 from serving.wiring import Runtime
@@ -26,6 +26,7 @@ __all__ = [
     "feature_ages",
     "observe_outcome",
     "observe_receipt",
+    "observe_recorded",
     "refresh_gauges",
 ]
 
@@ -49,14 +50,30 @@ def observe_outcome(metrics: ApiMetrics, decision_channel: str | None, event: st
     return True
 
 
-def observe_receipt(metrics: ApiMetrics, log: DecisionLog, receipt: OutcomeReceipt) -> bool:
+def observe_receipt(
+    metrics: ApiMetrics, log: DecisionLog, receipt: OutcomeReceipt, decision: Decision | None = None
+) -> bool:
     """:func:`observe_outcome` for a posted outcome, once: only a new one, and the decision's
-    channel is read from the log only for the events that are send results."""
+    channel is read from the log (unless the caller has ``decision`` at hand) only for the
+    events that are send results."""
     event = receipt.outcome.event
     if not receipt.new or event not in SEND_STATUS:
         return False
-    channel = log.get_decision(receipt.outcome.decision_id).action.channel
-    return observe_outcome(metrics, channel, event)
+    if decision is None:
+        decision = log.get_decision(receipt.outcome.decision_id)
+    return observe_outcome(metrics, decision.action.channel, event)
+
+
+def observe_recorded(
+    metrics: ApiMetrics, log: DecisionLog, receipt: OutcomeReceipt, decision: Decision | None = None
+) -> None:
+    """All that ``/metrics`` counts of a recorded outcome, wherever it came from (the
+    outcome routes, a tracked link, a provider callback): the outcome by event and
+    newness, the send result, and the reward when the policy learned from it."""
+    metrics.outcomes.labels(event=receipt.outcome.event, new=str(receipt.new).lower()).inc()
+    observe_receipt(metrics, log, receipt, decision)
+    if receipt.learned:
+        metrics.reward.observe(receipt.outcome.reward)
 
 
 def feature_ages(repo: FeatureRepo, now: datetime) -> dict[str, float | None]:

@@ -159,3 +159,10 @@ def test_a_signed_body_that_is_not_json_is_named() -> None:
     body = b"not json"
     with pytest.raises(InvalidRequest, match="`payload` must be a JSON object"):
         verifier.accept("acme", str(T0), body, sign_payload("cb-secret", T0, body))
+
+
+def test_a_signed_body_nested_too_deep_is_named() -> None:
+    verifier = CallbackVerifier("cb-secret", clock=Clock(T0))
+    body = b"[" * 3000
+    with pytest.raises(InvalidRequest, match=r"`payload` .* not nested this deep"):
+        verifier.accept("acme", str(T0), body, sign_payload("cb-secret", T0, body))

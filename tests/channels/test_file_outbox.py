@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from channels import FileOutbox, OutboundMessage
+from channels import FileOutbox, OutboundMessage, TemplateRenderer, TrackingLinks, compose
 from features.errors import InvalidRequest
 
 
@@ -33,6 +33,26 @@ def test_the_record_holds_the_whole_message(tmp_path: Path) -> None:
         "headers": {},
         "metadata": {"step": "1"},
         "accepted_at": receipt.accepted_at.isoformat(),
+    }
+
+
+def test_a_composed_email_in_the_outbox_carries_both_unsubscribe_headers(tmp_path: Path) -> None:
+    links = TrackingLinks("tracking-secret", "https://t.example.com")
+    message = compose(
+        TemplateRenderer(),
+        links,
+        message_id="d-7",
+        customer_id="c-1",
+        message="welcome",
+        channel="email",
+        to="a@example.com",
+        variables={"first_name": "Ann"},
+    )
+    FileOutbox(tmp_path / "o.jsonl", name="email").send(message)
+    (record,) = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert record["headers"] == {
+        "List-Unsubscribe": f"<{links.unsubscribe_url('d-7')}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 
 

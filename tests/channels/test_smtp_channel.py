@@ -7,7 +7,14 @@ import threading
 import pytest
 from loopback_servers import SmtpServer, client_context, free_port
 
-from channels import OutboundMessage, SendFailed, SmtpChannel
+from channels import (
+    OutboundMessage,
+    SendFailed,
+    SmtpChannel,
+    TemplateRenderer,
+    TrackingLinks,
+    compose,
+)
 
 
 def _message(message_id: str, **changes: object) -> OutboundMessage:
@@ -48,6 +55,46 @@ def test_html_mail_is_multipart_alternative_with_one_click_unsubscribe(
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail["X-Campaign"] == "spring"
     assert received.rcpt_tos == ["ann@example.com"]
+
+
+def test_a_long_tracked_unsubscribe_url_arrives_as_a_plain_header(
+    smtp_server: SmtpServer,
+) -> None:
+    links = TrackingLinks("tracking-secret", "https://tracking.shop.example.com/nudge/public")
+    message = compose(
+        TemplateRenderer(),
+        links,
+        message_id="d-long-unsubscribe-url",
+        customer_id="c-1",
+        message="welcome",
+        channel="email",
+        to="ann@example.com",
+        variables={"first_name": "Ann"},
+    )
+    unsubscribe_url = links.unsubscribe_url("d-long-unsubscribe-url")
+    assert len(unsubscribe_url) > 100
+    channel = SmtpChannel(smtp_server.host, smtp_server.port, sender="shop@example.com")
+    channel.send(message)
+    channel.close()
+    (received,) = smtp_server.inbox.received
+    # As it was on the wire: the parsed value would hide an RFC 2047 encoding.
+    raw = [value for name, value in received.mail.raw_items() if name == "List-Unsubscribe"]
+    assert raw == [f"<{unsubscribe_url}>"]
+    assert received.mail["List-Unsubscribe"] == f"<{unsubscribe_url}>"
+    # compose gave the one-click header already: the channel does not add a second.
+    assert received.mail.get_all("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
+
+
+def test_a_callers_one_click_header_in_any_case_is_not_doubled(smtp_server: SmtpServer) -> None:
+    channel = SmtpChannel(smtp_server.host, smtp_server.port, sender="shop@example.com")
+    headers = {
+        "List-Unsubscribe": "<https://t.example.com/u/tok>",
+        "list-unsubscribe-post": "List-Unsubscribe=One-Click",
+    }
+    channel.send(_message("d-case", headers=headers))
+    channel.close()
+    (received,) = smtp_server.inbox.received
+    assert received.mail.get_all("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
 
 
 def test_text_mail_without_unsubscribe_has_no_one_click_header(smtp_server: SmtpServer) -> None:

@@ -129,7 +129,10 @@ def test_compose_an_email(links: TrackingLinks) -> None:
         "ann@example.com",
     )
     assert message.subject == "Ann, you left something in your cart"
-    assert message.headers == {"List-Unsubscribe": f"<{unsubscribe}>"}
+    assert message.headers == {
+        "List-Unsubscribe": f"<{unsubscribe}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
     assert message.metadata == {
         "decision_id": "d-42", "message": "cart_reminder", "journey": "cart", "step": "remind"
     }  # fmt: skip

@@ -67,6 +67,13 @@ def event(
     return CustomerEvent(event_id, customer_id, type, occurred_at, payload or {})
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def test_the_same_event_id_is_stored_once(stream: EventStream) -> None:
     assert stream.append([event("e1", payload={"cart_value": 42.0})]) == 1
     # A resend with other content is still the same event: the first one stands.
@@ -78,6 +85,26 @@ def test_the_same_event_id_is_stored_once(stream: EventStream) -> None:
         ("e2", {}),
     ]
     assert stream.count() == 2
+
+
+def test_get_reads_the_stored_events_by_id(stream: EventStream) -> None:
+    later = datetime(2026, 12, 1, 10, 30, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
+    stream.append([event("e1", payload={"cart_value": 42.5}), event("e2", "c2", "purchase", later)])
+    stream.append([event("e1", customer_id="someone else")])  # the first one stands
+    found = stream.get(["e2", "e1", "missing", "e1"])
+    assert sorted(found) == ["e1", "e2"]
+    first, second = found["e1"], found["e2"]
+    assert (first.customer_id, first.type, first.occurred_at, first.payload) == (
+        "c1",
+        "add_to_cart",
+        AT,
+        {"cart_value": 42.5},
+    )
+    assert (second.customer_id, second.type, second.occurred_at) == ("c2", "purchase", later)
+    assert second.occurred_at.utcoffset() == timedelta(0)  # read back in UTC
+    assert [first.offset, second.offset] == [e.offset for e in stream.read(after=0)]
+    assert stream.get([]) == {}
+    assert stream.get(["missing"]) == {}
 
 
 def test_offsets_increase_in_arrival_order(stream: EventStream) -> None:
@@ -225,6 +252,7 @@ def test_offsets_become_visible_in_order_across_writers(open_stream: OpenStream)
         (event("e1", payload={"tags": {"a", "b"}}), r"^`payload` must hold only JSON values"),
         (event("e1", payload={"value": math.nan}), r"^`payload` must hold only JSON values"),
         (event("e1", payload={"value": [math.inf]}), r"^`payload` must hold only JSON values"),
+        (event("e1", payload={"deep": _nested(5000)}), r"^`payload` must not be nested this deep"),
         (
             event("e1", payload={"blob": "x" * MAX_PAYLOAD_BYTES}),
             rf"^`payload` must encode to at most {MAX_PAYLOAD_BYTES} bytes",

@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,10 +19,12 @@ import pytest
 import yaml
 from demo_support import DemoRun
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from channels import TrackingLinks
 from channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_payload
 from decisioning.engine import DecisionEngine
+from features.event_stream import StoredEvent
 from serving.app import create_app
 from serving.events_api import MAX_BATCH
 from serving.journey_wiring import open_event_stream, tracking_secret
@@ -129,6 +131,37 @@ def email_decision(client: TestClient, customer_id: str) -> str:
     return str(body["decision_id"])
 
 
+def token_of(url: str) -> str:
+    return urlsplit(url).path.rsplit("/", 1)[1]
+
+
+def streamed(settings: Settings, event_ids: list[str]) -> dict[str, StoredEvent]:
+    """What the event stream holds under ``event_ids``, read as the journey runner would."""
+    stream = open_event_stream(settings)
+    try:
+        return stream.get(event_ids)
+    finally:
+        stream.close()
+
+
+def streamed_for(settings: Settings, decision_id: str) -> list[StoredEvent]:
+    stream = open_event_stream(settings)
+    try:
+        everything = stream.read(after=0, limit=1_000_000)
+    finally:
+        stream.close()
+    return [e for e in everything if e.payload.get("decision_id") == decision_id]
+
+
+def metric(client: TestClient, name: str, **labels: str) -> float:
+    """One sample of ``GET /metrics``, 0 when it is not there yet."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
 def outcome_events(client: TestClient, decision_id: str) -> list[str]:
     return [o.event for o in engine_of(client).log.outcomes(decision_id)]
 
@@ -163,9 +196,12 @@ def test_one_event_is_accepted_and_its_repeat_is_a_duplicate(
     first = client.post("/v1/events", json=body)
     assert first.status_code == 202, first.text
     assert first.json() == {"status": "accepted", "event_id": "api-single-1"}
-    again = client.post("/v1/events", json={**body, "payload": {"cart_value": 1.0}})
+    again = client.post("/v1/events", json=body)
     assert again.status_code == 202
     assert again.json() == {"status": "duplicate", "event_id": "api-single-1"}
+    # The same instant written in another zone is the same event.
+    same = client.post("/v1/events", json={**body, "occurred_at": "2026-12-01T10:00:00+01:00"})
+    assert same.json() == {"status": "duplicate", "event_id": "api-single-1"}
     stream = open_event_stream(settings)
     try:
         stored = [e for e in stream.read(after=0, limit=100_000) if e.event_id == "api-single-1"]
@@ -178,14 +214,139 @@ def test_one_event_is_accepted_and_its_repeat_is_a_duplicate(
     assert event.payload == body["payload"]  # the first one stands
 
 
-def test_an_event_without_an_id_gets_one(client: TestClient) -> None:
-    body = event_body("unused")
+def test_an_event_without_an_id_is_refused(client: TestClient, settings: Settings) -> None:
+    body = event_body("unused", customer_id="no-id-customer")
     del body["event_id"]
-    first = client.post("/v1/events", json=body).json()
-    second = client.post("/v1/events", json=body).json()
-    assert first["status"] == second["status"] == "accepted"
-    assert len(first["event_id"]) == 32
-    assert first["event_id"] != second["event_id"]
+    response = client.post("/v1/events", json=body)
+    assert response.status_code == 422, response.text
+    error = first_error(response)
+    assert error["loc"] == ["body", "event_id"]
+    assert error["msg"] == "`event_id` is not valid: `event_id` field required"
+    batch = client.post("/v1/events", json={"events": [event_body("with-id-0"), body]}).json()
+    assert (batch["accepted"], batch["duplicate"], batch["refused"]) == (1, 0, 1)
+    assert batch["results"][1] == {
+        "index": 1,
+        "status": "refused",
+        "field": "events[1].event_id",
+        "error": "`events[1].event_id` field required",
+    }
+    stream = open_event_stream(settings)
+    try:
+        stored = [
+            e for e in stream.read(after=0, limit=100_000) if e.customer_id == body["customer_id"]
+        ]
+    finally:
+        stream.close()
+    assert stored == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "differs"),
+    [
+        ({"customer_id": "h00043"}, "customer_id"),
+        ({"type": "purchase"}, "type"),
+        ({"occurred_at": "2026-12-01T09:00:01Z"}, "occurred_at"),
+        ({"payload": {"cart_value": 1.0}}, "payload"),
+        ({"type": "purchase", "payload": {}}, "type, payload"),
+    ],
+)
+def test_an_event_id_reused_for_another_event_is_refused(
+    client: TestClient, settings: Settings, changes: dict[str, Any], differs: str
+) -> None:
+    event_id = f"reused-{differs.replace(', ', '-')}"
+    assert client.post("/v1/events", json=event_body(event_id)).json()["status"] == "accepted"
+    other = event_body(event_id, **changes)
+    single = client.post("/v1/events", json=other)
+    assert single.status_code == 409, single.text
+    assert single.json()["detail"][0]["msg"] == (
+        f"`event_id` {event_id!r} was already used for another event (other {differs}); "
+        "a retry must repeat the event unchanged"
+    )
+    batch = client.post("/v1/events", json={"events": [event_body(event_id), other]}).json()
+    assert (batch["accepted"], batch["duplicate"], batch["refused"]) == (0, 1, 1)
+    assert batch["results"][0] == {"index": 0, "status": "duplicate", "event_id": event_id}
+    assert batch["results"][1] == {
+        "index": 1,
+        "status": "refused",
+        "field": "events[1].event_id",
+        "error": f"`events[1].event_id` {event_id!r} was already used for another event "
+        f"(other {differs}); a retry must repeat the event unchanged",
+    }
+    stream = open_event_stream(settings)
+    try:
+        stored = stream.get([event_id])[event_id]
+    finally:
+        stream.close()
+    assert (stored.customer_id, stored.type, stored.payload) == (
+        "h00042",
+        "add_to_cart",
+        event_body(event_id)["payload"],
+    )
+
+
+def test_one_batch_reusing_an_id_for_two_events_keeps_the_first(client: TestClient) -> None:
+    batch = [event_body("twice-in-one"), event_body("twice-in-one", type="purchase")]
+    body = client.post("/v1/events", json={"events": batch}).json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "refused"]
+    assert body["results"][1]["field"] == "events[1].event_id"
+    assert "(other type)" in body["results"][1]["error"]
+
+
+def test_a_batch_with_event_fields_beside_events_is_refused(
+    client: TestClient, settings: Settings
+) -> None:
+    stream = open_event_stream(settings)
+    try:
+        before = stream.last_offset()
+        body = {"events": [event_body("beside-0")], **event_body("beside-1")}
+        response = client.post("/v1/events", json=body)
+        assert response.status_code == 422, response.text
+        error = first_error(response)
+        assert error["loc"] == ["body", "customer_id"]
+        assert error["msg"] == (
+            "`customer_id` must not be next to `events`: a batch holds only `events`"
+        )
+        assert stream.read(after=before) == []
+    finally:
+        stream.close()
+
+
+def test_an_event_more_than_five_minutes_ahead_is_refused(client: TestClient) -> None:
+    ahead = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    response = client.post("/v1/events", json=event_body("ahead-10min", occurred_at=ahead))
+    assert response.status_code == 422, response.text
+    error = first_error(response)
+    assert error["loc"] == ["body", "occurred_at"]
+    assert (
+        error["msg"]
+        == f"`occurred_at` must not be more than 5 minutes in the future, got {ahead!r}"
+    )
+    # A clock a minute fast is skew, not the future.
+    skewed = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    accepted = client.post("/v1/events", json=event_body("ahead-1min", occurred_at=skewed))
+    assert accepted.json() == {"status": "accepted", "event_id": "ahead-1min"}
+    batch = client.post(
+        "/v1/events", json={"events": [event_body("ahead-batch", occurred_at=ahead)]}
+    ).json()
+    assert batch["results"] == [
+        {
+            "index": 0,
+            "status": "refused",
+            "field": "events[0].occurred_at",
+            "error": "`events[0].occurred_at` must not be more than 5 minutes in the future, "
+            f"got {ahead!r}",
+        }
+    ]
+
+
+def test_a_body_nested_too_deep_is_a_422(client: TestClient) -> None:
+    response = client.post(
+        "/v1/events", content="[" * 3000, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    error = first_error(response)
+    assert error["loc"] == ["body", "body"]
+    assert error["msg"] == "`body` must be a JSON object, not nested this deep"
 
 
 @pytest.mark.parametrize(
@@ -387,12 +548,20 @@ def test_the_unsubscribe_page_asks_and_records_nothing(
     url = links.unsubscribe_url(decision_id)
     page = client.get(path_of(url))
     assert page.status_code == 200
-    assert "<form method=post" in page.text
-    assert f"action='{path_of(url)}'" in page.text
+    # Its own URL, whatever path prefix a proxy puts in front of the API.
+    assert "<form method=post action=''>" in page.text
+    assert "/u/" not in page.text
     assert outcome_events(client, decision_id) == []
     assert engine_of(client).contacts.profile(customer).channel("email").suppressed is None
     forged = TrackingLinks("not-our-secret", PUBLIC_URL).unsubscribe_url(decision_id)
-    assert client.get(path_of(forged)).status_code == 404
+    # A click or an open token is signed too, but it is not an unsubscribe link.
+    click_token = token_of(links.click_url(decision_id, TARGET))
+    open_token = token_of(links.open_url(decision_id)).removesuffix(".gif")
+    for path in (path_of(forged), f"/u/{click_token}", f"/u/{open_token}"):
+        answer = client.get(path)
+        assert answer.status_code == 404, path
+        assert "This link is not valid" in answer.text
+        assert "<form" not in answer.text
 
 
 def test_an_unsubscribe_suppresses_the_channel_for_later_decisions(
@@ -430,6 +599,102 @@ def test_a_forged_unsubscribe_changes_nothing(client: TestClient, customers: Ite
     assert client.post(path_of(forged)).status_code == 404
     assert outcome_events(client, decision_id) == []
     assert engine_of(client).contacts.profile(customer).channel("email").suppressed is None
+
+
+def sms_decision(client: TestClient, customer_id: str) -> str:
+    """The id of a fresh decision that texts ``customer_id`` now (opted in to SMS first)."""
+    contact = client.put(
+        f"/v1/customers/{customer_id}/contact",
+        json={"channels": {"sms": {"consent": "opted_in", "reachable": True}}},
+    )
+    assert contact.status_code == 200, contact.text
+    response = client.post(
+        "/v1/decide",
+        json={
+            "customer_id": customer_id,
+            "candidates": [{"message": "mens", "channels": ["sms"]}],
+            "allow_no_send": False,
+            "slots": ["now"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["action"]["channel"] == "sms", response.text
+    return str(response.json()["decision_id"])
+
+
+def test_tracked_opens_clicks_and_unsubscribes_reach_the_event_stream(
+    client: TestClient, links: TrackingLinks, settings: Settings, customers: Iterator[str]
+) -> None:
+    customer = next(customers)
+    decision_id = email_decision(client, customer)
+    message = engine_of(client).log.get_decision(decision_id).action.message
+    long_target = "https://shop.example.com/landing?" + "utm=x&" * 30
+    before = datetime.now(UTC)
+    for _ in range(2):  # a repeat of each is stored once
+        client.get(path_of(links.open_url(decision_id)))
+        client.get(path_of(links.click_url(decision_id, TARGET)), follow_redirects=False)
+        client.get(path_of(links.click_url(decision_id, long_target)), follow_redirects=False)
+        client.post(path_of(links.unsubscribe_url(decision_id)))
+    after = datetime.now(UTC)
+    sent = {"decision_id": decision_id, "channel": "email", "message": message}
+    events = streamed_for(settings, decision_id)
+    assert [(e.customer_id, e.type, e.payload) for e in events] == [
+        (customer, "email_open", sent),
+        (customer, "email_click", {**sent, "url": TARGET}),
+        (customer, "email_click", {**sent, "url": long_target}),
+        (customer, "unsubscribe", sent),
+    ]
+    # The event id is the outcome id (hashed when it is longer than an event id may be).
+    assert [e.event_id for e in events[:2]] == [
+        f"{decision_id}:open",
+        f"{decision_id}:click:{TARGET}",
+    ]
+    assert events[2].event_id.startswith("outcome-")
+    assert len(events[2].event_id) <= 128
+    assert events[3].event_id == f"{decision_id}:unsubscribe"
+    assert all(before <= e.occurred_at <= after for e in events)
+
+
+def test_an_sms_click_reaches_the_event_stream_as_sms_click(
+    client: TestClient, links: TrackingLinks, settings: Settings, customers: Iterator[str]
+) -> None:
+    customer = next(customers)
+    decision_id = sms_decision(client, customer)
+    client.get(path_of(links.click_url(decision_id, TARGET)), follow_redirects=False)
+    (event,) = streamed_for(settings, decision_id)
+    assert (event.customer_id, event.type, event.payload) == (
+        customer,
+        "sms_click",
+        {"decision_id": decision_id, "channel": "sms", "message": "mens", "url": TARGET},
+    )
+
+
+def test_forged_or_unknown_tracking_reaches_no_event_stream(
+    client: TestClient, links: TrackingLinks, settings: Settings, customers: Iterator[str]
+) -> None:
+    decision_id = email_decision(client, next(customers))
+    forger = TrackingLinks("not-our-secret", PUBLIC_URL)
+    client.get(path_of(forger.open_url(decision_id)))
+    client.get(path_of(forger.click_url(decision_id, TARGET)), follow_redirects=False)
+    client.post(path_of(forger.unsubscribe_url(decision_id)))
+    client.post(path_of(links.click_url(decision_id, TARGET).replace("/t/c/", "/u/")))
+    client.get(path_of(links.open_url("no-such-decision")))
+    assert streamed_for(settings, decision_id) == []
+    assert streamed(settings, ["no-such-decision:open"]) == {}
+
+
+def test_tracked_outcomes_show_in_metrics(
+    client: TestClient, links: TrackingLinks, customers: Iterator[str]
+) -> None:
+    decision_id = email_decision(client, next(customers))
+    names = [("open", "true"), ("click", "true"), ("unsubscribe", "true")]
+    before = {n: metric(client, "nudge_outcomes_total", event=n[0], new=n[1]) for n in names}
+    client.get(path_of(links.open_url(decision_id)))
+    client.get(path_of(links.click_url(decision_id, TARGET)), follow_redirects=False)
+    client.get(path_of(links.click_url(decision_id, TARGET)), follow_redirects=False)  # once
+    client.post(path_of(links.unsubscribe_url(decision_id)))
+    after = {n: metric(client, "nudge_outcomes_total", event=n[0], new=n[1]) for n in names}
+    assert {n: after[n] - before[n] for n in names} == dict.fromkeys(names, 1.0)
 
 
 # -- provider callbacks -----------------------------------------------------------------
@@ -547,3 +812,61 @@ def test_a_callback_event_time_may_be_unix_seconds(
     outcome = engine_of(client).log.get_outcome(f"{decision_id}:delivered")
     assert outcome is not None
     assert abs(outcome.occurred_at.timestamp() - moment) < 1e-3
+
+
+def test_callback_events_a_journey_can_wait_for_reach_the_event_stream(
+    client: TestClient, settings: Settings, customers: Iterator[str]
+) -> None:
+    customer = next(customers)
+    decision_id = email_decision(client, customer)
+    message = engine_of(client).log.get_decision(decision_id).action.message
+    # The provider's own time for the events, a little ahead of ours.
+    at = (datetime.now(UTC) + timedelta(minutes=2)).replace(microsecond=0)
+    kinds = ["opened", "clicked", "delivered", "spam", "bounced"]
+    events = [
+        {"id": f"cb-{kind}", "message_id": decision_id, "type": kind, "timestamp": at.isoformat()}
+        for kind in kinds
+    ]
+    events.append(
+        {"id": "cb-x", "message_id": "no-such-decision", "type": "clicked", "timestamp": 1}
+    )
+    body = json.dumps({"events": events})
+    answer = client.post("/v1/callbacks/acme", content=body, headers=signed(body)).json()
+    assert (answer["accepted"], answer["refused"]) == (5, 1)
+    sent = {"decision_id": decision_id, "channel": "email", "message": message}
+    found = streamed_for(settings, decision_id)
+    assert [(e.event_id, e.customer_id, e.type, e.payload, e.occurred_at) for e in found] == [
+        (f"{decision_id}:open", customer, "email_open", sent, at),
+        ("acme:cb-clicked", customer, "email_click", sent, at),
+        (f"{decision_id}:complaint", customer, "complaint", sent, at),
+        (f"{decision_id}:hard_bounce", customer, "hard_bounce", sent, at),
+    ]
+    assert streamed(settings, ["acme:cb-x"]) == {}
+
+
+def test_callback_outcomes_show_in_metrics(client: TestClient, customers: Iterator[str]) -> None:
+    decision_id = email_decision(client, next(customers))
+    samples = [
+        ("nudge_outcomes_total", {"event": "delivered", "new": "true"}),
+        ("nudge_outcomes_total", {"event": "hard_bounce", "new": "true"}),
+        ("nudge_sends_total", {"channel": "email", "status": "delivered"}),
+        ("nudge_sends_total", {"channel": "email", "status": "failed"}),
+    ]
+    before = [metric(client, name, **labels) for name, labels in samples]
+    body = callback_body(
+        ("m-delivered", decision_id, "delivered"), ("m-bounce", decision_id, "hard_bounce")
+    )
+    assert client.post("/v1/callbacks/acme", content=body, headers=signed(body)).status_code == 200
+    after = [metric(client, name, **labels) for name, labels in samples]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_a_signed_callback_nested_too_deep_is_a_422(client: TestClient) -> None:
+    body = "[" * 3000
+    response = client.post("/v1/callbacks/acme", content=body, headers=signed(body))
+    assert response.status_code == 422, response.text
+    error = first_error(response)
+    assert error["loc"] == ["body", "payload"]
+    assert error["msg"] == (
+        "`payload` must be a JSON object with an `events` list, not nested this deep"
+    )
