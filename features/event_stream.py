@@ -219,5 +219,23 @@ class EventStream:
     def count(self) -> int:
         return int(self._db.query("SELECT COUNT(*) FROM customer_events")[0][0])
 
+    def customers_merged(self, merged_id: str, into_id: str) -> None:
+        """Move a merged customer's history to the customer it was merged into.
+
+        Offsets stay as they are: a consumer that read these events under the old id
+        has acted on them already, and re-reading them would act twice.
+        """
+        self._db.execute(
+            "UPDATE customer_events SET customer_id = ? WHERE customer_id = ?", (into_id, merged_id)
+        )
+
+    def history(self, customer_id: str) -> list[StoredEvent]:
+        """A customer's events in arrival order."""
+        rows = self._db.query(
+            f'SELECT {_COLUMNS} FROM customer_events WHERE customer_id = ? ORDER BY "offset"',
+            (customer_id,),
+        )
+        return _stored(rows)
+
     def close(self) -> None:
         self._db.close()
