@@ -219,6 +219,11 @@ class EventStream:
     def count(self) -> int:
         return int(self._db.query("SELECT COUNT(*) FROM customer_events")[0][0])
 
+    @property
+    def db(self) -> SqlDatabase:
+        """The database, for a writer whose rows must commit with the events (identity)."""
+        return self._db
+
     def customers_merged(self, merged_id: str, into_id: str) -> None:
         """Move a merged customer's history to the customer it was merged into.
 

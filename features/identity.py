@@ -9,6 +9,10 @@ person: the other one is *merged* into this one (its links move here and the
 merge is recorded, so :meth:`IdentityGraph.canonical` maps the old id to the
 surviving one for events that arrive later under it).
 
+Events from a visitor nobody has identified yet carry their ``anonymous_id``
+(or the app's ``device_id``) as ``customer_id``; so when an identify event names
+such an id, the customer under it is merged too, with its history.
+
 The graph stores no raw identifier: each is normalised (so that
 ``Ann@Example.com`` and ``ann@example.com `` are one address) and kept as a
 keyed hash (HMAC-SHA256). Without the key nobody can test a guessed address
@@ -30,6 +34,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import phonenumbers
 
@@ -51,6 +56,7 @@ IDENTIFIER_KINDS = ("anonymous_id", "device_id", "email", "phone")
 _MAX_LOCAL = 64  # RFC 5321's limits: a longer address is not deliverable anyway
 _MAX_ADDRESS = 254
 _MAX_ID = 256
+_ALSO_CUSTOMER_IDS = frozenset({"anonymous_id", "device_id"})
 
 
 def normalise_email(raw: object, field: str = "email") -> str:
@@ -138,12 +144,11 @@ def keyed_hash(kind: str, value: str, key: bytes) -> str:
     return hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()
 
 
-class MergeListener:
+class MergeListener(Protocol):
     """Told when one customer is merged into another, inside the merge's transaction when
     it shares the graph's database (the event stream does), so history moves with it."""
 
-    def customers_merged(self, merged_id: str, into_id: str) -> None:
-        raise NotImplementedError
+    def customers_merged(self, merged_id: str, into_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -262,29 +267,37 @@ class IdentityGraph:
         """
         if not isinstance(customer_id, str) or not customer_id.strip():
             raise InvalidRequest("customer_id", "must be a non-empty string", customer_id)
-        hashed = [
-            (kind, self.hash(kind, raw)) for kind, raw in identifiers.items() if raw is not None
+        values = [
+            (kind, normalise_identifier(kind, raw, default_region=self._region))
+            for kind, raw in identifiers.items()
+            if raw is not None
         ]
         at = (now or datetime.now(UTC)).timestamp()
         merged: list[str] = []
         linked: list[str] = []
         with self._db.transaction():
             survivor = self.canonical(customer_id)
-            for kind, value_hash in hashed:
+            for kind, value in values:
+                value_hash = keyed_hash(kind, value, self._key)
                 rows = self._db.query(
                     "SELECT customer_id FROM identity_links WHERE kind = ? AND value_hash = ?",
                     (kind, value_hash),
                 )
-                if not rows:
+                if rows:
+                    owners = {self.canonical(str(rows[0][0]))}
+                else:
                     self._db.execute(
                         "INSERT INTO identity_links (kind, value_hash, customer_id, linked_at) "
                         "VALUES (?, ?, ?, ?)",
                         (kind, value_hash, survivor, at),
                     )
                     linked.append(kind)
-                    continue
-                owner = self.canonical(str(rows[0][0]))
-                if owner != survivor:
+                    owners = set()
+                if kind in _ALSO_CUSTOMER_IDS:
+                    # Events from a visitor not yet known arrive under their anonymous or
+                    # device id as customer_id: that id is a customer of its own to merge.
+                    owners.add(self.canonical(value))
+                for owner in sorted(owners - {survivor}):
                     self._merge(owner, survivor, at)
                     merged.append(owner)
         return IdentifyResult(survivor, tuple(merged), tuple(linked))

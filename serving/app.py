@@ -30,7 +30,7 @@ from serving.alerts import AlertMonitor
 from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers, printable, status_for
 from serving.events_api import events_router
-from serving.journey_wiring import open_event_stream
+from serving.journey_wiring import open_stitching_stream
 from serving.metrics import ApiMetrics
 from serving.monitoring import observe_recorded
 from serving.reports_api import reports_router
@@ -157,7 +157,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = runtime_factory(settings)
         app.state.runtime = runtime
-        app.state.events = open_event_stream(settings)
+        app.state.stitching = open_stitching_stream(settings)
+        app.state.events = app.state.stitching.stream
         freeze_startup_heap()
         metrics.model_info.labels(name=runtime.model_name, version=runtime.model_version).set(1)
         monitor = AlertMonitor(settings, runtime, metrics)
@@ -185,7 +186,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(reports_router(settings))
-    app.include_router(events_router(lambda request: request.app.state.events))
+    app.include_router(events_router(lambda request: request.app.state.stitching))
     app.include_router(
         tracking_router(
             settings,

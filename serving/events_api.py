@@ -22,7 +22,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features import Conflict, InvalidRequest
-from features.event_stream import CustomerEvent, EventStream, StoredEvent, check_event
+from features.event_stream import CustomerEvent, StoredEvent, check_event
+from features.stitching import StitchingStream
 
 __all__ = ["FUTURE_TOLERANCE", "MAX_BATCH", "EventBody", "events_router"]
 
@@ -56,7 +57,7 @@ def _problem(index: int | None, error: ValidationError | InvalidRequest) -> dict
     return {"field": field, "error": f"`{field}` {first['msg'].lower()}"}
 
 
-def _parse(raw: object, index: int | None, now: datetime) -> CustomerEvent:
+def _parse(raw: object, index: int | None, now: datetime, stream: StitchingStream) -> CustomerEvent:
     where = "" if index is None else f"events[{index}]."
     body = EventBody.model_validate(raw)
     event = check_event(
@@ -76,6 +77,7 @@ def _parse(raw: object, index: int | None, now: datetime) -> CustomerEvent:
             f"must not be more than {minutes} minutes in the future",
             event.occurred_at.isoformat(),
         )
+    stream.check(event, where)
     return event
 
 
@@ -107,7 +109,9 @@ def _reuse(event: CustomerEvent, stored: StoredEvent | None, where: str = "") ->
 
 
 def events_router(stream_of: Any) -> APIRouter:
-    """``stream_of(request)`` gives the process's :class:`EventStream`."""
+    """``stream_of(request)`` gives the process's :class:`StitchingStream`: events are
+    stored under their customer's surviving id, and identify/login events link the
+    identifiers in their payload (``anonymous_id``, ``device_id``, ``email``, ``phone``)."""
     router = APIRouter(tags=["events"])
 
     @router.post("/v1/events", status_code=202)
@@ -125,19 +129,19 @@ def events_router(stream_of: Any) -> APIRouter:
         except RecursionError:
             # Thousands of nested brackets exhaust the parser's stack: a bad body, not a 500.
             raise InvalidRequest("body", "must be a JSON object, not nested this deep") from None
-        stream: EventStream = stream_of(request)
+        stream: StitchingStream = stream_of(request)
         now = datetime.now(UTC)
         if isinstance(raw, dict) and "events" in raw:
             return await _batch(stream, raw, now)
         try:
-            event = _parse(raw, None, now)
+            event = _parse(raw, None, now, stream)
         except ValidationError as error:
             problem = _problem(None, error)
             raise InvalidRequest(problem["field"], "is not valid: " + problem["error"]) from None
-        new_ids, stored = await asyncio.to_thread(_store, stream, [event])
+        new_ids, stored, (as_stored,) = await asyncio.to_thread(_store, stream, [event])
         if event.event_id in new_ids:
             return JSONResponse({"status": "accepted", "event_id": event.event_id}, 202)
-        reuse = _reuse(event, stored.get(event.event_id))
+        reuse = _reuse(as_stored, stored.get(event.event_id))
         if reuse is not None:
             raise Conflict(reuse)
         return JSONResponse({"status": "duplicate", "event_id": event.event_id}, 202)
@@ -145,7 +149,7 @@ def events_router(stream_of: Any) -> APIRouter:
     return router
 
 
-async def _batch(stream: EventStream, raw: dict[str, Any], now: datetime) -> JSONResponse:
+async def _batch(stream: StitchingStream, raw: dict[str, Any], now: datetime) -> JSONResponse:
     others = sorted(key for key in raw if key != "events")
     if others:
         raise InvalidRequest(others[0], "must not be next to `events`: a batch holds only `events`")
@@ -156,12 +160,14 @@ async def _batch(stream: EventStream, raw: dict[str, Any], now: datetime) -> JSO
     good: list[tuple[int, CustomerEvent]] = []
     for index, item in enumerate(items):
         try:
-            good.append((index, _parse(item, index, now)))
+            good.append((index, _parse(item, index, now, stream)))
         except (ValidationError, InvalidRequest) as error:
             results.append({"index": index, "status": "refused", **_problem(index, error)})
-    new_ids, stored = await asyncio.to_thread(_store, stream, [event for _, event in good])
+    new_ids, stored, as_stored = await asyncio.to_thread(
+        _store, stream, [event for _, event in good]
+    )
     reported: set[str] = set()
-    for index, event in good:
+    for (index, _), event in zip(good, as_stored, strict=True):
         # The same id twice in one batch is stored once: its repeat is a duplicate.
         fresh = event.event_id in new_ids and event.event_id not in reported
         reported.add(event.event_id)
@@ -178,13 +184,14 @@ async def _batch(stream: EventStream, raw: dict[str, Any], now: datetime) -> JSO
 
 
 def _store(
-    stream: EventStream, events: list[CustomerEvent]
-) -> tuple[set[str], dict[str, StoredEvent]]:
-    """The ids of ``events`` that were new, all stored in one commit, and what the others'
-    ids (and ids repeated among ``events``) were stored with, read in one query."""
+    stream: StitchingStream, events: list[CustomerEvent]
+) -> tuple[set[str], dict[str, StoredEvent], list[CustomerEvent]]:
+    """The ids of ``events`` that were new, all stored in one commit; what the others' ids
+    (and ids repeated among ``events``) were stored with, read in one query; and
+    ``events`` as stored (under their customers' surviving ids)."""
     if not events:
-        return set(), {}
-    new_ids = stream.append_new(events)
+        return set(), {}, []
+    new_ids, as_stored = stream.append_new(events)
     times = Counter(event.event_id for event in events)
     repeats = {event_id for event_id, n in times.items() if n > 1 or event_id not in new_ids}
-    return new_ids, stream.get(repeats)
+    return new_ids, stream.stream.get(repeats), as_stored

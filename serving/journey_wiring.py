@@ -9,6 +9,7 @@ or, given ``api_url``, over HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -21,7 +22,9 @@ from channels import Channel, TemplateRenderer, TrackingLinks, build_channels, l
 from decisioning.config import DecisionConfig
 from features import FeatureSource, InvalidRequest, NudgeError
 from features.event_stream import EventStream
+from features.identity import IdentityGraph
 from features.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+from features.stitching import StitchingStream
 from journeys import DecideStep, Journey, load_journeys, validate_against
 from journeys.decisions import DecisionService, EngineDecisions
 from journeys.http_decisions import HttpDecisions
@@ -32,8 +35,10 @@ from serving.settings import Settings
 __all__ = [
     "JourneyRuntime",
     "build_journey_runtime",
+    "identity_key",
     "open_event_stream",
     "open_journey_store",
+    "open_stitching_stream",
     "tracking_secret",
 ]
 
@@ -60,15 +65,32 @@ def tracking_secret(settings: Settings) -> str:
     The API (which reads the links) and the runner (which writes them) must share
     it; a file in the state folder they share does that with nothing to configure.
     """
-    if settings.tracking_secret:
-        return settings.tracking_secret
-    path = settings.state_dir / "tracking.key"
+    return settings.tracking_secret or _state_secret(settings, "tracking.key")
+
+
+def identity_key(settings: Settings) -> bytes:
+    """The key of identifier hashes: the setting, or one made once and kept in state_dir."""
+    return (settings.identity_key or _state_secret(settings, "identity.key")).encode()
+
+
+def _state_secret(settings: Settings, name: str) -> str:
+    path = settings.state_dir / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_urlsafe(32))
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+def open_stitching_stream(settings: Settings) -> StitchingStream:
+    """The event stream with the identity graph in its database, as the events API uses it."""
+    stream = open_event_stream(settings)
+    graph = IdentityGraph(
+        stream.db, identity_key(settings), default_region=settings.phone_region, listeners=[stream]
+    )
+    return StitchingStream(stream, graph)
 
 
 @dataclass

@@ -91,6 +91,18 @@ class Settings(BaseSettings):
         None,
         description="Shared HMAC secret of provider callbacks; unset refuses them (403).",
     )
+    identity_key: str | None = Field(
+        None,
+        description="Keys the hashes of customer identifiers (e-mail, phone, ids); unset, one "
+        "is made once and kept in state_dir. Changing it orphans every stored link.",
+    )
+    phone_region: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="ISO country (GB, FR, ...) of phone numbers given without +country; "
+        "unset, such numbers are refused rather than guessed.",
+    )
     send_lease_s: float = Field(
         30.0,
         gt=0.0,

@@ -136,7 +136,7 @@ def test_login_merges_the_anonymous_visitor_and_moves_history(db: SqlDatabase) -
             CustomerEvent("e3", "dev-9", "app_open", AT, {}),
         ]
     )
-    graph.identify("anon-1", {"anonymous_id": "anon-1"})
+    # dev-9 was linked before; anon-1 only ever appeared as the events' customer_id.
     graph.identify("dev-9", {"device_id": "dev-9"})
 
     result = graph.identify(
@@ -168,11 +168,13 @@ def test_merges_chain_to_the_last_survivor(db: SqlDatabase) -> None:
 def test_a_bad_identifier_writes_nothing(db: SqlDatabase) -> None:
     graph = IdentityGraph(db, KEY)
     graph.identify("c1", {"anonymous_id": "anon-1"})
+    merges = db.query("SELECT merged_id, into_id FROM identity_merges")
+    assert merges == [("anon-1", "c1")]
     with pytest.raises(InvalidRequest, match="`phone`"):
         graph.identify("c2", {"anonymous_id": "anon-1", "phone": "not a number"})
     assert graph.canonical("c1") == "c1"
     assert graph.resolve("anonymous_id", "anon-1") == "c1"
-    assert db.query("SELECT COUNT(*) FROM identity_merges")[0][0] == 0
+    assert db.query("SELECT merged_id, into_id FROM identity_merges") == merges
 
 
 def test_a_failing_listener_rolls_the_merge_back(tmp_path: Path) -> None:

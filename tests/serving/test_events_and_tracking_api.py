@@ -25,9 +25,10 @@ from channels import TrackingLinks
 from channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_payload
 from decisioning.engine import DecisionEngine
 from features.event_stream import StoredEvent
+from features.identity import IdentityGraph
 from serving.app import create_app
 from serving.events_api import MAX_BATCH
-from serving.journey_wiring import open_event_stream, tracking_secret
+from serving.journey_wiring import identity_key, open_event_stream, tracking_secret
 from serving.settings import Settings
 
 CALLBACK_SECRET = "callback-test-secret"
@@ -430,6 +431,63 @@ def test_a_batch_stores_the_good_events_and_names_the_bad_ones(
     assert stored[1].payload == {"value": 19.99}
     assert stored[2].occurred_at == datetime(2026, 12, 1, 9, tzinfo=UTC)
     assert len({e.received_at for e in stored}) == 1  # one commit
+
+
+def test_a_login_stitches_the_anonymous_visitor_and_later_events_follow(
+    client: TestClient, settings: Settings
+) -> None:
+    browsing = event_body("stitch-view", customer_id="anon-stitch-1", type="page_view", payload={})
+    login = event_body(
+        "stitch-login",
+        customer_id="c-stitch-1",
+        type="login",
+        payload={"anonymous_id": "anon-stitch-1", "email": " Ann.Stitch+shop@Example.COM "},
+    )
+    # The cart event is listed before the login in the batch, yet it was the same person.
+    cart = event_body("stitch-cart", customer_id="anon-stitch-1", type="add_to_cart")
+    response = client.post("/v1/events", json={"events": [browsing, cart, login]})
+    assert response.json()["accepted"] == 3
+    late = event_body("stitch-late", customer_id="anon-stitch-1", type="product_view", payload={})
+    assert client.post("/v1/events", json=late).json()["status"] == "accepted"
+    # A retry of an event stored before the merge is still its duplicate.
+    assert client.post("/v1/events", json=browsing).json()["status"] == "duplicate"
+
+    stream = open_event_stream(settings)
+    try:
+        history = [e.event_id for e in stream.history("c-stitch-1")]
+        assert stream.history("anon-stitch-1") == []
+        graph = IdentityGraph(stream.db, identity_key(settings))
+        assert graph.resolve("email", "ann.stitch+shop@example.com") == "c-stitch-1"
+        hashes = [row[0] for row in stream.db.query("SELECT value_hash FROM identity_links")]
+    finally:
+        stream.close()
+    assert history == ["stitch-view", "stitch-cart", "stitch-login", "stitch-late"]
+    assert not any("stitch" in value for value in hashes)  # no raw identifier stored
+
+
+def test_an_identify_with_a_bad_phone_is_refused_by_field_and_links_nothing(
+    client: TestClient, settings: Settings
+) -> None:
+    bad = event_body(
+        "stitch-bad",
+        customer_id="c-stitch-2",
+        type="identify",
+        payload={"anonymous_id": "anon-stitch-2", "phone": "12"},
+    )
+    good = event_body("stitch-good", customer_id="anon-stitch-2", type="page_view", payload={})
+    body = client.post("/v1/events", json={"events": [good, bad]}).json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "refused"]
+    assert body["results"][1]["field"] == "events[1].payload.phone"
+    one = client.post("/v1/events", json=bad)
+    assert one.status_code == 422
+    assert "payload.phone" in one.text
+    stream = open_event_stream(settings)
+    try:
+        graph = IdentityGraph(stream.db, identity_key(settings))
+        assert graph.resolve("anonymous_id", "anon-stitch-2") is None
+        assert [e.event_id for e in stream.history("anon-stitch-2")] == ["stitch-good"]
+    finally:
+        stream.close()
 
 
 def test_a_batch_reports_repeats_as_duplicates(client: TestClient) -> None:
