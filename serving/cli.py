@@ -86,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--storage", choices=["embedded", "scale"])
     check.add_argument("--url", help="a running server (http://host:port) whose latency to judge")
 
+    data = commands.add_parser("data", help="data quality of the event log and event stream")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data_check = data_commands.add_parser(
+        "check",
+        help="freshness, null rates, duplicate rates and schema drift per source; "
+        "exit 1 when a threshold is broken",
+    )
+    _add_common(data_check)
+    data_check.add_argument(
+        "--max-age", default="24h", help="stream events older than this are stale (or none)"
+    )
+    data_check.add_argument("--max-null-rate", type=float, default=0.05)
+    data_check.add_argument("--max-duplicate-rate", type=float, default=0.01)
+
     journeys = commands.add_parser("journeys", help="journeys: validate the files, run them")
     journey_commands = journeys.add_subparsers(dest="journeys_command", required=True)
     validate = journey_commands.add_parser(
@@ -216,6 +230,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_findings(findings, url=args.url))
             # Like a monitoring probe: 1 when something fires, so scripts can act on it.
             return 1 if any(f.firing for f in findings) else 0
+        elif args.command == "data":
+            from features.data_quality import Thresholds
+            from serving.data_command import parse_max_age, run_data_check
+
+            thresholds = Thresholds(
+                max_age=parse_max_age(args.max_age),
+                max_null_rate=args.max_null_rate,
+                max_duplicate_rate=args.max_duplicate_rate,
+            )
+            return 0 if run_data_check(settings, thresholds).ok else 1
         elif args.command == "journeys":
             from serving.journeys_command import journey_status, run_journeys, validate_journeys
 
