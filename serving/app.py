@@ -27,6 +27,7 @@ from decisioning.contact_store import ContactStore
 from decisioning.slots import load_zone
 from features import InvalidRequest, NudgeError
 from serving.alerts import AlertMonitor
+from serving.auth import ApiKeyAuth
 from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers, printable, status_for
 from serving.events_api import events_router
@@ -185,6 +186,8 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: a request without a key is refused before anything else.
+    app.add_middleware(ApiKeyAuth, settings=settings)
     app.include_router(reports_router(settings))
     app.include_router(events_router(lambda request: request.app.state.stitching))
     app.include_router(

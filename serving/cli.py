@@ -86,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--storage", choices=["embedded", "scale"])
     check.add_argument("--url", help="a running server (http://host:port) whose latency to judge")
 
+    keys = commands.add_parser("keys", help="API keys: create, list, revoke")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it (shown once)")
+    create.add_argument("name", help="who or what uses the key, e.g. journeys")
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: ingest, decide, admin (admin: all)"
+    )
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    for sub in (create, revoke, key_commands.add_parser("list", help="every key, no secrets")):
+        _add_common(sub)
+        sub.add_argument("--storage", choices=["embedded", "scale"])
+
     data = commands.add_parser("data", help="data quality of the event log and event stream")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     data_check = data_commands.add_parser(
@@ -230,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_findings(findings, url=args.url))
             # Like a monitoring probe: 1 when something fires, so scripts can act on it.
             return 1 if any(f.firing for f in findings) else 0
+        elif args.command == "keys":
+            from serving.keys_command import run_keys_command
+
+            run_keys_command(settings, args)
         elif args.command == "data":
             from features.data_quality import Thresholds
             from serving.data_command import parse_max_age, run_data_check

@@ -167,7 +167,7 @@ def build_journey_runtime(
             closers.append(engine_runtime.close)
             decisions = EngineDecisions(engine_runtime.engine)
         else:
-            decisions = HttpDecisions(api_url, api_key=settings.admin_key)
+            decisions = HttpDecisions(api_url, api_key=settings.api_key or settings.admin_key)
             closers.append(decisions.close)
         if channels is None:
             channels = build_channels(

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         None,
         description="Bearer token for /reports and other admin routes; unset disables them.",
     )
+    auth: Literal["auto", "required", "off"] = Field(
+        "auto",
+        description="API keys: `auto` enforces them once a key exists (`nudge keys create`), "
+        "`required` always, `off` never (behind a gateway that checks them).",
+    )
+    api_key: str | None = Field(
+        None,
+        description="The key this process's own clients send (journeys run --api, alerts check).",
+    )
     alert_webhook_url: str | None = Field(
         None, description="Where alerts and their resolutions are POSTed (they are logged too)."
     )

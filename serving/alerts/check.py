@@ -29,14 +29,18 @@ from serving.wiring import open_stores
 __all__ = ["check_alerts", "check_findings", "format_findings", "server_latency"]
 
 
-def server_latency(url: str, quantile: float = 0.99, timeout: float = 5.0) -> LatencyReading | None:
+def server_latency(
+    url: str, quantile: float = 0.99, timeout: float = 5.0, *, api_key: str | None = None
+) -> LatencyReading | None:
     """The decision latency quantile a running server has counted since it started.
 
-    None when its /metrics has no latency histogram (or has counted nothing).
+    None when its /metrics has no latency histogram (or has counted nothing). /metrics
+    needs an admin-scope key once keys are in force.
     """
     address = url.rstrip("/") + "/metrics"
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(address, timeout=timeout)
+        response = httpx.get(address, timeout=timeout, headers=headers)
         response.raise_for_status()
     except httpx.HTTPError as err:
         raise Unavailable(f"could not read {address}: {err}") from err
@@ -81,7 +85,11 @@ def check_findings(
         thresholds=thresholds,
         feature_ages=feature_ages(FeatureRepo(settings.state_dir), now),
         drift_reference=reference,
-        latency=None if url is None else server_latency(url, thresholds.latency_quantile),
+        latency=None
+        if url is None
+        else server_latency(
+            url, thresholds.latency_quantile, api_key=settings.api_key or settings.admin_key
+        ),
     )
     return judge(inputs)
 
