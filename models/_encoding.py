@@ -119,23 +119,26 @@ def check_frame(X: Any) -> None:  # noqa: N803 - scikit-learn's name for the fea
         raise InvalidRequest("X", "must not repeat a column name", duplicated)
 
 
-def as_actions(actions: pd.Series | Sequence[str], n: int) -> tuple[NDArray[Any], list[str]]:
-    """The actions as an object array, and the sorted action set."""
+def as_actions(
+    actions: pd.Series | Sequence[str], n: int, *, field: str = "actions"
+) -> tuple[NDArray[Any], list[str]]:
+    """The actions as an object array, and the sorted action set; errors name ``field``."""
     if isinstance(actions, str):
-        raise InvalidRequest("actions", "must be a sequence of action names", actions)
+        raise InvalidRequest(field, "must be a sequence of action names", actions)
     series = actions if isinstance(actions, pd.Series) else pd.Series(list(actions), dtype=object)
     if len(series) != n:
-        raise InvalidRequest("actions", f"must have one entry per row of `X` ({n})", len(series))
+        raise InvalidRequest(field, f"must have one entry per row of `X` ({n})", len(series))
     if series.isna().any():
-        raise InvalidRequest("actions", "must not contain missing values")
+        raise InvalidRequest(field, "must not contain missing values")
     if isinstance(series.dtype, pd.CategoricalDtype):
         declared = list(series.cat.categories)
     else:
         declared = list(pd.unique(series.to_numpy(dtype=object)))
     not_str = [action for action in declared if not isinstance(action, str)]
     if not_str:
-        raise InvalidRequest("actions", "must be strings", not_str[0])
-    return series.to_numpy(dtype=object), sorted(declared)
+        raise InvalidRequest(field, "must be strings", not_str[0])
+    # str(): numpy's np.str_ names would leak into the models' action tuples and reprs.
+    return series.to_numpy(dtype=object), sorted(str(action) for action in declared)
 
 
 def as_outcomes(y: pd.Series | NDArray[Any], n: int) -> NDArray[np.float64]:
@@ -229,7 +232,7 @@ def encode_row(plan: RowPlan, features: Mapping[str, FeatureValue]) -> NDArray[n
         value = features.get(name)
         if column_codes is not None:
             row[0, j] = column_codes.get(value, math.nan) if isinstance(value, str) else math.nan
-        elif value is None:
+        elif value is None or value is pd.NA:  # pd.NA: a nullable column's row as a dict
             row[0, j] = math.nan
         elif isinstance(value, str):
             raise InvalidRequest(f"features[{name!r}]", "must be a number or None", value)

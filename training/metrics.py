@@ -72,6 +72,8 @@ class QiniCurve:
 def qini_curve(y: ArrayLike, treated: ArrayLike, score: ArrayLike) -> QiniCurve:
     """The Qini curve of an uplift ranking on randomised data.
 
+    ``y`` is any real outcome: 0/1 (a visit; "responses" below) or an amount (spend).
+
     Customers are sorted by ``score``, highest first. Tied scores form one block
     and the curve has a point only at the end of each block, so the order within
     ties cannot change it (between two points the curve is linear, which is the
@@ -95,7 +97,7 @@ def qini_curve(y: ArrayLike, treated: ArrayLike, score: ArrayLike) -> QiniCurve:
     >>> curve.fraction.tolist(), curve.gain.tolist()
     ([0.0, 0.25, 0.75, 1.0], [0.0, 0.0, 0.5, 0.0])
     """
-    labels = _binary("y", y)
+    labels = finite_numbers("y", y, length=None)
     n = len(labels)
     arm = _boolean("treated", treated, n)
     scores = _finite("score", score, n)
