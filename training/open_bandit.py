@@ -1,19 +1,23 @@
 """The Open Bandit Dataset sample: two logs of one widget, read and checked before any use.
 
-The sample (campaign "all": 80 items, 3 positions, 10,000 rows per log) lives
-outside the repository, in ``shared/data/obd`` beside the clone; its README
-gives each file's sha256, which :func:`load_open_bandit` checks before it
-parses anything, so an evaluation never runs on a truncated or edited copy.
+The sample (campaign "all": 80 items, 3 positions, 10,000 rows per log) ships
+in the repository as ``data/obd/<log>/all.csv.gz`` (gzip of the original CSV,
+400 KB for both); the dataset's README gives each CSV's sha256, which
+:func:`load_open_bandit` checks on the decompressed bytes before it parses
+anything, so an evaluation never runs on a truncated or edited copy. A folder
+of plain ``all.csv`` files (the dataset as distributed) works too.
 Each row of a log is one item shown at one position; ``propensity_score`` is the
 probability that the logging policy showed that item at that position.
 
 The folder is, in order: the ``data_dir`` argument, the ``NUDGE_OBD_DIR``
-variable of ``environ`` (``os.environ`` by default), or the one beside the clone.
+variable of ``environ`` (``os.environ`` by default), or the repository's ``data/obd``.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,22 +131,21 @@ def _check_whole(source: str, name: str, values: NDArray[np.float64], low: int, 
 
 
 def obd_dir(data_dir: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The dataset folder: ``data_dir``, else ``$NUDGE_OBD_DIR``, else the one beside the clone.
+    """The dataset folder: ``data_dir``, else ``$NUDGE_OBD_DIR``, else the repository's copy.
 
     >>> obd_dir("/data/obd")
     PosixPath('/data/obd')
     >>> obd_dir(environ={"NUDGE_OBD_DIR": "/elsewhere"})
     PosixPath('/elsewhere')
-    >>> obd_dir(environ={}).parts[-3:]
-    ('shared', 'data', 'obd')
+    >>> obd_dir(environ={}).parts[-2:]
+    ('data', 'obd')
     """
     if data_dir is not None:
         return Path(data_dir)
     variables = os.environ if environ is None else environ
     if variables.get(OBD_DIR_VARIABLE):
         return Path(variables[OBD_DIR_VARIABLE])
-    # training/ -> the clone -> the folder the clone sits in, which holds shared/.
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "obd"
+    return Path(__file__).resolve().parents[1] / "data" / "obd"
 
 
 def load_open_bandit(
@@ -166,17 +169,25 @@ def load_open_bandit(
 
 
 def read_open_bandit_log(path: Path, *, policy: str, sha256: str | None) -> OpenBanditLog:
-    """One ``all.csv`` as an :class:`OpenBanditLog`; its sha256 is checked first unless ``None``."""
+    """One ``all.csv`` (or its ``all.csv.gz``) as an :class:`OpenBanditLog`; the CSV's
+    sha256 is checked first unless ``None``."""
     if not path.is_file():
-        raise NotFound("Open Bandit Dataset file", str(path))
+        packed = path.with_name(path.name + ".gz")
+        if not packed.is_file():
+            raise NotFound("Open Bandit Dataset file", str(path))
+        path = packed
+    try:
+        content = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as error:
+        raise InvalidRequest(str(path), "must be a readable gzip file", str(error)) from None
     if sha256 is not None:
-        actual = _sha256(path)
+        actual = hashlib.sha256(content).hexdigest()
         if actual != sha256:
             raise InvalidRequest(
                 str(path), f"must have the sha256 the dataset README gives ({sha256})", actual
             )
     try:
-        frame = pd.read_csv(path, usecols=lambda column: column in _COLUMNS)
+        frame = pd.read_csv(io.BytesIO(content), usecols=lambda column: column in _COLUMNS)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InvalidRequest(str(path), "must be a readable CSV file", str(error)) from None
     missing = [column for column in _COLUMNS if column not in frame.columns]
@@ -198,11 +209,3 @@ def _numbers(frame: pd.DataFrame, column: str, path: Path) -> NDArray[Any]:
     if not np.isfinite(values).all():
         raise InvalidRequest(f"{path}: {column}", "must be numbers with no blanks")
     return values
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

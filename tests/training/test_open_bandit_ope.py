@@ -5,8 +5,8 @@ Also the loader: checksums, where the folder is looked for, and errors naming th
 
 from __future__ import annotations
 
+import gzip
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -140,19 +140,22 @@ def test_harmonic_means_undo_the_size_bias_of_a_drifting_policy() -> None:
 # The loader.
 
 
-def test_the_folder_is_the_argument_then_the_variable_then_beside_the_clone(
+def test_the_folder_is_the_argument_then_the_variable_then_the_repository_copy(
     tmp_path: Path,
 ) -> None:
     environ = {OBD_DIR_VARIABLE: str(tmp_path / "from_env")}
     assert obd_dir(tmp_path, environ) == tmp_path
     assert obd_dir(None, environ) == tmp_path / "from_env"
-    beside_clone = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "obd"
-    assert obd_dir(None, {}) == beside_clone
+    shipped = Path(__file__).resolve().parents[2] / "data" / "obd"
+    assert obd_dir(None, {}) == shipped
 
 
 def test_the_variable_is_used_to_load(tmp_path: Path) -> None:
     (tmp_path / "random_all").mkdir()
-    shutil.copy(obd_dir(None, {}) / "random_all" / "all.csv", tmp_path / "random_all")
+    # The dataset as distributed: a plain CSV, found before any .gz.
+    (tmp_path / "random_all" / "all.csv").write_bytes(
+        gzip.decompress((obd_dir(None, {}) / "random_all" / "all.csv.gz").read_bytes())
+    )
     log = load_open_bandit("random", environ={OBD_DIR_VARIABLE: str(tmp_path)})
     assert log.source == str(tmp_path / "random_all" / "all.csv")
     assert len(log) == 10_000
@@ -166,7 +169,8 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_a_file_whose_checksum_differs_is_named(tmp_path: Path) -> None:
     (tmp_path / "bts_all").mkdir()
     copy = tmp_path / "bts_all" / "all.csv"
-    lines = (obd_dir(None, {}) / "bts_all" / "all.csv").read_text().splitlines(keepends=True)
+    shipped = obd_dir(None, {}) / "bts_all" / "all.csv.gz"
+    lines = gzip.decompress(shipped.read_bytes()).decode().splitlines(keepends=True)
     copy.write_text("".join(lines[:-1]))  # one row short
     with pytest.raises(InvalidRequest, match=re.escape(f"`{copy}` must have the sha256")):
         load_open_bandit("bts", tmp_path)

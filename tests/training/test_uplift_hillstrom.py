@@ -9,8 +9,6 @@ on a given platform; the comments give them as measured.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
@@ -19,14 +17,13 @@ from training.uplift_comparison import DEFAULT_SEEDS, UpliftComparison, compare_
 
 pytestmark = pytest.mark.slow
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "hillstrom" / "hillstrom.csv"
 TREATMENTS = ("mens_email", "womens_email")
 
 
 @pytest.fixture(scope="module")
 def experiment() -> pd.DataFrame:
-    """All 64,000 customers; the repository's compressed copy where ../shared is absent."""
-    return load_hillstrom(SHARED if SHARED.is_file() else default_hillstrom_path())
+    """All 64,000 customers, from the repository's copy (the same bytes as ../shared's)."""
+    return load_hillstrom(default_hillstrom_path())
 
 
 def compare(experiment: pd.DataFrame, outcome: str) -> UpliftComparison:
