@@ -5,8 +5,10 @@ protocols (with embedded SQLite and scale-mode Redis/Postgres backends) for the
 decision log, the policy state and the contact store.
 """
 
+from decisioning.baseline import HoldoutBaseline
 from decisioning.config import DecisionConfig, load_decision_config
 from decisioning.engine import (
+    BASELINE_STATE_KEY,
     DecisionEngine,
     NoEligibleAction,
     OutcomeReceipt,
@@ -32,6 +34,7 @@ from decisioning.types import (
 from decisioning.uniform import UniformRandom
 
 __all__ = [
+    "BASELINE_STATE_KEY",
     "NO_SEND",
     "ActionScore",
     "CandidateMessage",
@@ -43,6 +46,7 @@ __all__ = [
     "DecisionRequest",
     "EpsilonGreedy",
     "Exclusion",
+    "HoldoutBaseline",
     "JointAction",
     "LinearThompson",
     "NoEligibleAction",

@@ -45,6 +45,7 @@ from features.errors import Conflict, InvalidRequest, NudgeError
 from models.prior import PriorModel
 
 __all__ = [
+    "BASELINE_STATE_KEY",
     "INFORMATIONAL_EVENTS",
     "SUPPRESSING_EVENTS",
     "DecisionEngine",
@@ -65,6 +66,9 @@ CANCELLED = "cancelled"
 _MAX_RESERVE_ATTEMPTS = 3
 RECENT_DECISIONS = 4096
 """How many of its latest decisions a worker keeps in memory for their outcomes."""
+BASELINE_STATE_KEY = "holdout-baseline"
+"""Where workers share the holdout baseline in the :class:`PolicyStateStore`: one for every
+model version, since what the holdout earns does not depend on the model."""
 
 
 class NoEligibleAction(Conflict):
@@ -131,6 +135,22 @@ class _Acted:
         )
 
 
+@dataclass(eq=False)
+class _Served:
+    """One model version, the policy learning on its priors, and where that learning is kept.
+
+    Swapped as one reference, so that a decision reads a model, its version and
+    its policy that belong together. A retired one keeps learning from the
+    outcomes of its own decisions, without its model.
+    """
+
+    model: PriorModel | None
+    version: str
+    policy: Policy
+    state_key: str
+    unpublished: bool = False
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -152,6 +172,9 @@ class DecisionEngine:
 
     Outcomes of decisions made with another model version are logged and
     credited but not learned from: the policy's features include that model's priors.
+    :meth:`swap_model` puts a new model in service while requests run; the
+    versions this engine served before keep learning from their own decisions'
+    outcomes, under their own state keys.
     """
 
     def __init__(
@@ -175,12 +198,9 @@ class DecisionEngine:
     ) -> None:
         self._config = config
         self._features = features
-        self._model = model
-        self._model_version = model_version
         self._log = log
         self._state = state
         self._contacts = contacts
-        self._state_key = state_key
         self._clock = clock
         self._new_id = new_id
         self._worker = worker_id or _uuid_hex()
@@ -190,17 +210,22 @@ class DecisionEngine:
         self._default_zone = load_zone(config.contact.default_time_zone, "default_time_zone")
         self._holdout = Holdout(config.holdout_percent, config.holdout_salt)
         self._baseline = HoldoutBaseline()
+        self._baseline_unpublished = False
         self._rng = np.random.default_rng(seed)
         # One lock for reading and teaching the policy: its posterior must not be
         # read half-updated, and the exploration coin is one seeded sequence.
         self._lock = threading.Lock()
-        self._policy = policy
-        self._unpublished = False
+        # Publishing and absorbing, and swapping the model, one at a time: a
+        # snapshot taken before a swap must not be published after the swap's own.
+        self._sync_lock = threading.Lock()
+        _check_model_arms(config, model)
+        self._served = _Served(model, model_version, policy, state_key)
+        # Versions served before, by version: outcomes of their decisions still come in.
+        self._retired: dict[str, _Served] = {}
         # Outcomes mostly answer recent decisions of this worker: keeping those at
         # hand saves decoding them from the log (about a third of an outcome's cost).
         self._recent: OrderedDict[str, _Acted] = OrderedDict()
         self._recent_lock = threading.Lock()
-        _check_model_arms(config, model)
         self._record_holdout_share()
         self.sync()
 
@@ -208,11 +233,17 @@ class DecisionEngine:
 
     @property
     def policy(self) -> Policy:
-        return self._policy
+        """The policy learning on the model in service."""
+        return self._served.policy
 
     @property
     def log(self) -> DecisionLog:
         return self._log
+
+    @property
+    def state(self) -> PolicyStateStore:
+        """Where workers share what they learned (policies and the holdout baseline)."""
+        return self._state
 
     @property
     def contacts(self) -> ContactStore:
@@ -224,7 +255,17 @@ class DecisionEngine:
 
     @property
     def model_version(self) -> str:
-        return self._model_version
+        """The version of the model in service."""
+        return self._served.version
+
+    @property
+    def state_key(self) -> str:
+        """Where the policy of the model in service keeps what it learns."""
+        return self._served.state_key
+
+    @property
+    def baseline(self) -> HoldoutBaseline:
+        return self._baseline
 
     @property
     def holdout(self) -> Holdout:
@@ -239,6 +280,9 @@ class DecisionEngine:
     def decide(self, request: DecisionRequest) -> Decision:
         """Choose one joint action (or no send) for the request's customer, and log it."""
         now = self._now()
+        # One read: the model, its version and its policy stay together for this
+        # decision even if a new model is swapped in meanwhile.
+        served = self._served
         checked = check_request(request, self._config, now)
         if checked.idempotency_key is not None:
             earlier = self._log.find_idempotent(checked.idempotency_key)
@@ -249,10 +293,12 @@ class DecisionEngine:
         row = self._features.get(checked.customer_id)
         features = {**row.values, **checked.context}
         missing = tuple(name for name in row.missing if name not in checked.context)
-        every_prior = self._predict(features, checked.context)
+        every_prior = self._predict(served, features, checked.context)
 
         if checked.allow_no_send and self._holdout.contains(checked.customer_id):
-            decision = self._holdout_decision(checked, now, zone, features, missing, every_prior)
+            decision = self._holdout_decision(
+                served, checked, now, zone, features, missing, every_prior
+            )
             recorded = self._log.record_decision(decision)
             self._remember(recorded)
             return recorded
@@ -271,7 +317,7 @@ class DecisionEngine:
                     + "; ".join(f"{e.action} ({e.rule}: {e.detail})" for e in excluded[:10])
                 )
             decision = self._choose(
-                checked, now, zone, eligible, excluded, features, missing, every_prior
+                served, checked, now, zone, eligible, excluded, features, missing, every_prior
             )
             blocked = self._reserve(decision)
             if blocked is None:
@@ -296,7 +342,7 @@ class DecisionEngine:
             self._remember(recorded)
             return recorded
         acted = self._remember(recorded)
-        if self._policy.learns_before_close:
+        if served.policy.learns_before_close:
             # Pending counts as "no conversion yet"; conversions correct it as they come.
             self._learn(acted, 0.0, first=True)
         return recorded
@@ -323,10 +369,14 @@ class DecisionEngine:
         return self._default_zone
 
     def _predict(
-        self, features: Mapping[str, FeatureValue], supplied: Mapping[str, FeatureValue]
+        self,
+        served: _Served,
+        features: Mapping[str, FeatureValue],
+        supplied: Mapping[str, FeatureValue],
     ) -> dict[str, float]:
+        assert served.model is not None  # only the model in service decides
         try:
-            return self._model.predict_one(features)
+            return served.model.predict_one(features)
         except InvalidRequest as err:
             blamed = _blame_context(err, supplied)
             if blamed is None:
@@ -378,6 +428,7 @@ class DecisionEngine:
 
     def _choose(
         self,
+        served: _Served,
         checked: CheckedRequest,
         now: datetime,
         zone: ZoneInfo,
@@ -410,8 +461,8 @@ class DecisionEngine:
         share = self._config.exploration
         k = len(eligible)
         with self._lock:
-            selection = self._policy.select(context, eligible)
-            policy_version = self._policy.version
+            selection = served.policy.select(context, eligible)
+            policy_version = served.policy.version
             explore = bool(self._rng.random() < share)
             uniform_pick = int(self._rng.integers(k))
         by_key = {a.key: a for a in eligible}
@@ -444,7 +495,7 @@ class DecisionEngine:
             scores=scores,
             explored=explore or selection.explored,
             policy_version=policy_version,
-            model_version=self._model_version,
+            model_version=served.version,
             features=features,
             missing_features=missing,
             idempotency_key=checked.idempotency_key,
@@ -454,6 +505,7 @@ class DecisionEngine:
 
     def _holdout_decision(
         self,
+        served: _Served,
         checked: CheckedRequest,
         now: datetime,
         zone: ZoneInfo,
@@ -477,8 +529,8 @@ class DecisionEngine:
             excluded=(),
             scores={NO_SEND: ActionScore(prior, prior, 0.0, 1.0)},
             explored=False,
-            policy_version=self._policy.version,
-            model_version=self._model_version,
+            policy_version=served.policy.version,
+            model_version=served.version,
             features=features,
             missing_features=missing,
             idempotency_key=checked.idempotency_key,
@@ -514,7 +566,9 @@ class DecisionEngine:
         curve can rank treated and control customers alike. None when no
         configured message has a model arm.
         """
-        every_prior = self._model.predict_one(decision.features)
+        model = self._served.model
+        assert model is not None  # the model in service always has one
+        every_prior = model.predict_one(decision.features)
         control = self._config.control_arm
         baseline = every_prior.get(control, 0.0) if control is not None else 0.0
         lifts = [
@@ -591,16 +645,21 @@ class DecisionEngine:
                 occurred_at=max(self._now(), decision.decided_at),
             )
         )
-        if self._policy.learns_before_close and self._learnable(decision):
+        if decision.group != "holdout" and self._served.policy.learns_before_close:
             # Take back the pending zero taught at the decision, and any conversion since.
             scale = self._scale(decision.journey)
             context = _context_of(decision, scale)
             credited = self._log.credited_reward(decision_id) or 0.0
+            opening = self._opening(decision) / scale
             with self._lock:
-                self._policy.forget(context, decision.action, self._opening(decision) / scale)
-                if credited:
-                    self._policy.update(context, decision.action, -credited / scale, first=False)
-                self._unpublished = True
+                learner = self._learner(decision)
+                if learner is not None:
+                    learner.policy.forget(context, decision.action, opening)
+                    if credited:
+                        learner.policy.update(
+                            context, decision.action, -credited / scale, first=False
+                        )
+                    learner.unpublished = True
         return True
 
     # -- learning ---------------------------------------------------------------------
@@ -675,7 +734,9 @@ class DecisionEngine:
             return OutcomeReceipt(outcome, new=True, credited=False, learned=False)
         self._log.credit(decision_id, reward)
         # A policy that learns at the window's close gets the whole reward then.
-        learned = self._policy.learns_before_close and self._learn(decision, reward, first=False)
+        learned = self._served.policy.learns_before_close and self._learn(
+            decision, reward, first=False
+        )
         return OutcomeReceipt(outcome, new=True, credited=True, learned=learned)
 
     def record_outcomes(
@@ -718,18 +779,28 @@ class DecisionEngine:
             closed += 1
             credited = self._log.credited_reward(decision.decision_id)
             if decision.group == "holdout":
-                self._baseline.update(decision.journey, credited or 0.0)
+                with self._lock:
+                    self._baseline.update(decision.journey, credited or 0.0)
+                    self._baseline_unpublished = True
                 continue
             if credited is None:
                 self._log.credit(decision.decision_id, 0.0)
-            if not self._policy.learns_before_close:
+            if not self._served.policy.learns_before_close:
                 self._learn(_Acted.of(decision), credited or 0.0, first=True)
         return closed
 
-    def _learnable(self, decision: _Acted) -> bool:
+    def _learner(self, decision: _Acted) -> _Served | None:
+        """The policy that learns from ``decision``: the one of its model version, if this
+        engine served that version. Call with ``self._lock`` held, so that a swap cannot
+        come between choosing the policy and teaching it."""
         # Holdout decisions are the control, not the policy's; another model
         # version's decisions carry priors this policy's features do not share.
-        return decision.group != "holdout" and decision.model_version == self._model_version
+        if decision.group == "holdout":
+            return None
+        served = self._served
+        if decision.model_version == served.version:
+            return served
+        return self._retired.get(decision.model_version)
 
     def _opening(self, decision: _Acted) -> float:
         """What a decision is worth before any conversion: minus its cost, and for an
@@ -740,16 +811,18 @@ class DecisionEngine:
         return reward
 
     def _learn(self, decision: _Acted, reward: float, first: bool) -> bool:
-        if not self._learnable(decision):
+        if decision.group == "holdout":
             return False
         if first:
             reward += self._opening(decision)
-        context = _context_of(decision, self._scale(decision.journey))
+        scale = self._scale(decision.journey)
+        context = _context_of(decision, scale)
         with self._lock:
-            self._policy.update(
-                context, decision.action, reward / self._scale(decision.journey), first=first
-            )
-            self._unpublished = True
+            learner = self._learner(decision)
+            if learner is None:
+                return False
+            learner.policy.update(context, decision.action, reward / scale, first=first)
+            learner.unpublished = True
         return True
 
     def context_of(self, decision: Decision) -> Context:
@@ -763,19 +836,76 @@ class DecisionEngine:
 
         A worker that has learned nothing since it last published writes nothing,
         so idle workers, and processes that never learn, leave no trace in the store.
+        The holdout baseline is shared the same way, under :data:`BASELINE_STATE_KEY`.
+        """
+        with self._sync_lock:
+            self._publish()
+            served = self._served
+            others = self._others_under(served.state_key)
+            baselines = self._others_under(BASELINE_STATE_KEY)
+            with self._lock:
+                served.policy.absorb(others)
+                self._baseline.absorb(baselines)
+
+    # -- changing the model -------------------------------------------------------------------
+
+    def swap_model(self, model: PriorModel, model_version: str, state_key: str) -> None:
+        """Serve ``model`` from now on; requests in flight finish with the model they began with.
+
+        Each model version has its own policy state (``state_key``): what a
+        policy learned is tied to the priors of the model it learned on. The
+        policy in service is published under its key and retired (it keeps
+        learning from the outcomes of its own decisions, and publishing them),
+        and the new version's policy starts from what is stored under its key:
+        nothing for a new version (it starts from the model's priors), everything
+        learned before for a version that comes back (a rollback). Raises
+        ``InvalidRequest`` (and changes nothing) when the model lacks an arm the
+        configuration names. Swapping to the version in service does nothing.
+        """
+        _check_model_arms(self._config, model)
+        with self._sync_lock:
+            current = self._served
+            if model_version == current.version:
+                return
+            others = self._others_under(state_key)
+            with self._lock:
+                # A version this engine served before comes back with its own learning
+                # (in memory, and the same as its store row under this worker's id).
+                earlier = self._retired.pop(model_version, None)
+                policy = current.policy.clone() if earlier is None else earlier.policy
+                policy.absorb(others)
+                self._retired[current.version] = _Served(
+                    None, current.version, current.policy, current.state_key, current.unpublished
+                )
+                self._served = _Served(
+                    model,
+                    model_version,
+                    policy,
+                    state_key,
+                    earlier is not None and earlier.unpublished,
+                )
+            # Published now, so that another process rolling back finds it at once.
+            self._publish()
+
+    def _publish(self) -> None:
+        """Publish what changed: each served version's policy under its key, and the baseline.
+
+        Call with ``self._sync_lock`` held.
         """
         with self._lock:
-            mine = self._policy.snapshot() if self._unpublished else None
-            self._unpublished = False
-        if mine is not None:
-            self._state.publish(self._state_key, self._worker, mine)
-        others = [
-            blob
-            for worker, blob in self._state.collect(self._state_key).items()
-            if worker != self._worker
-        ]
-        with self._lock:
-            self._policy.absorb(others)
+            changed = [s for s in (self._served, *self._retired.values()) if s.unpublished]
+            blobs = [(s.state_key, s.policy.snapshot()) for s in changed]
+            for served in changed:
+                served.unpublished = False
+            baseline = self._baseline.snapshot() if self._baseline_unpublished else None
+            self._baseline_unpublished = False
+        for key, blob in blobs:
+            self._state.publish(key, self._worker, blob)
+        if baseline is not None:
+            self._state.publish(BASELINE_STATE_KEY, self._worker, baseline)
+
+    def _others_under(self, key: str) -> list[bytes]:
+        return [blob for worker, blob in self._state.collect(key).items() if worker != self._worker]
 
     def close(self) -> None:
         """Publish what this worker learned; the stores are closed by their owner."""

@@ -3,7 +3,10 @@
 Routes are ``async def`` on purpose: the engine's work is short and CPU-bound,
 and a plain ``def`` route would pay a thread-pool hop per request (PERFORMANCE.md).
 A background task shares what this worker learned with the others and closes
-attribution windows every ``sync_interval`` seconds.
+attribution windows every ``sync_interval`` seconds; others evaluate alerts,
+put a new champion in service (:class:`ModelWatcher`) and snapshot the online
+state to MLflow (:class:`StateSnapshotter`), each on its own schedule so that
+loading a model or logging a run never delays the sharing.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from serving.errors import install_error_handlers, printable, status_for
 from serving.events_api import events_router
 from serving.journey_wiring import open_stitching_stream
 from serving.metrics import ApiMetrics
+from serving.model_reload import ModelWatcher
 from serving.monitoring import observe_recorded
+from serving.online_state import StateSnapshotter
 from serving.reports_api import reports_router
 from serving.schemas import (
     CancelResponse,
@@ -161,12 +166,17 @@ def create_app(
         app.state.stitching = open_stitching_stream(settings)
         app.state.events = app.state.stitching.stream
         freeze_startup_heap()
-        metrics.model_info.labels(name=runtime.model_name, version=runtime.model_version).set(1)
+        metrics.set_gauges(metrics.model_info, {(runtime.model_name, runtime.model_version): 1.0})
         monitor = AlertMonitor(settings, runtime, metrics)
+        snapshotter = StateSnapshotter(settings, runtime, metrics)
         tasks = [
             asyncio.create_task(keep_in_sync(runtime)),
             asyncio.create_task(keep_watch(monitor)),
         ]
+        if settings.model_reload_interval > 0:
+            tasks.append(asyncio.create_task(ModelWatcher(settings, runtime, metrics).run()))
+        if settings.snapshot_interval > 0:
+            tasks.append(asyncio.create_task(snapshotter.run()))
         try:
             yield
         finally:
@@ -175,6 +185,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(monitor.close)  # waits for a round still in its thread
+            await asyncio.to_thread(snapshotter.close)
             app.state.events.close()
             runtime.close()
 
@@ -362,7 +373,8 @@ def create_app(
         return HealthResponse(
             status="ok",
             model_name=runtime.model_name,
-            model_version=runtime.model_version,
+            # The engine's, not the start-up one: a new champion is swapped in while serving.
+            model_version=runtime.engine.model_version,
             policy_version=runtime.engine.policy.version,
             decisions_logged=runtime.engine.log.count_decisions(),
             worker_id=runtime.engine.worker_id,

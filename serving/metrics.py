@@ -145,6 +145,20 @@ class ApiMetrics:
             ["name", "version"],
             registry=self.registry,
         )
+        self.model_reloads = Counter(
+            "nudge_model_reloads",
+            "Attempts to put a new model version in service without a restart, by result "
+            "(swapped, failed: the model in service kept serving).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.state_snapshots = Counter(
+            "nudge_online_state_snapshots",
+            "Scheduled snapshots of the online learners' state to MLflow, by result "
+            "(logged, unchanged, failed).",
+            ["result"],
+            registry=self.registry,
+        )
 
     def set_gauges(self, gauge: Gauge, by_labels: Mapping[tuple[str, ...], float]) -> None:
         """Set ``gauge`` to exactly ``by_labels``, keyed by label values: others disappear.

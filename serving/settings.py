@@ -122,6 +122,19 @@ class Settings(BaseSettings):
     model_name: str = "nudge-propensity"
     model_alias: str = "champion"
     experiment: str = "nudge-propensity"
+    model_reload_interval: float = Field(
+        10.0,
+        ge=0.0,
+        description="Seconds between the API's checks of model_name@model_alias; a new version "
+        "is loaded and put in service without a restart. 0 turns it off.",
+    )
+    snapshot_interval: float = Field(
+        3600.0,
+        ge=0.0,
+        description="Seconds between snapshots of the online learners' state to MLflow "
+        "(experiment nudge-online-state), by one API process per state folder; an unchanged "
+        "state is not snapshotted again. 0 turns it off.",
+    )
 
     policy: Literal["linear_ts", "epsilon_greedy", "uniform"] = "linear_ts"
     epsilon: float = Field(0.1, ge=0.0, le=1.0, description="epsilon_greedy's exploration rate.")
