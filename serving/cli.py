@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(sub)
         sub.add_argument("--storage", choices=["embedded", "scale"])
 
+
     data = commands.add_parser("data", help="data quality of the event log and event stream")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     data_check = data_commands.add_parser(
@@ -141,7 +142,63 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--until-idle", action="store_true", help="stop when nothing is left to do now"
     )
+
+    models = commands.add_parser("models", help="registered models and the online learners' state")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    snapshot = model_commands.add_parser(
+        "snapshot", help="log what the champion's policy has learned online to MLflow"
+    )
+    _add_common(snapshot)
+    snapshot.add_argument("--storage", choices=["embedded", "scale"])
+    snapshot.add_argument(
+        "--policy",
+        choices=["linear_ts", "epsilon_greedy", "uniform"],
+        help="the policy the server runs (default linear_ts)",
+    )
+    snapshot.add_argument("--epsilon", type=float, help="epsilon_greedy's rate the server runs")
+    restore = model_commands.add_parser(
+        "restore", help="write a snapshot back in place of the stored state (API stopped)"
+    )
+    _add_common(restore)
+    restore.add_argument("run_id", help="the snapshot's MLflow run id")
+    restore.add_argument("--storage", choices=["embedded", "scale"])
+    _add_lifecycle(commands, model_commands)
     return parser
+
+
+def _add_lifecycle(commands: Any, model_commands: Any) -> None:
+    """``train``, ``promote``, ``rollback`` and ``models list``."""
+    families = ["propensity", "uplift"]
+    train = commands.add_parser(
+        "train", help="train a model from the feature store and log it as the challenger"
+    )
+    _add_common(train)
+    train.add_argument("--model", choices=families, default="propensity", help="model family")
+    train.add_argument(
+        "--learner",
+        choices=["arm", "calibrated", "t", "dr"],
+        help="propensity: arm (default) or calibrated; uplift: dr (default) or t",
+    )
+    train.add_argument("--as-of", help="train on the data as known at this ISO date-time")
+    train.add_argument(
+        "--outcome", choices=["visit", "conversion", "spend"], default="visit", help="reward"
+    )
+    promote = commands.add_parser(
+        "promote", help="make the challenger the champion if it is better on the same logs"
+    )
+    _add_common(promote)
+    promote.add_argument("--model", choices=families, default="propensity", help="model family")
+    promote.add_argument(
+        "--margin", type=float, default=0.0, help="by how much the lower bound must win"
+    )
+    promote.add_argument("--dry-run", action="store_true", help="decide, change nothing")
+    promote.add_argument("--force", action="store_true", help="promote whatever the evidence")
+    rollback = commands.add_parser("rollback", help="return to the previous champion")
+    _add_common(rollback)
+    rollback.add_argument("--model", choices=families, default="propensity", help="model family")
+    listing = model_commands.add_parser("list", help="versions, aliases and key metrics")
+    _add_common(listing)
+    listing.add_argument("--model", choices=families, help="only this family")
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -210,6 +267,25 @@ def _serve(settings: Settings) -> None:
     )
 
 
+def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
+    from serving import train_command
+
+    if args.command == "train":
+        as_of = train_command.parse_as_of(args.as_of)
+        train_command.train_command(
+            settings, model=args.model, learner=args.learner, as_of=as_of, outcome=args.outcome
+        )
+    elif args.command == "promote":
+        train_command.promote_command(
+            settings, model=args.model, margin=args.margin, dry_run=args.dry_run, force=args.force
+        )
+    elif args.command == "rollback":
+        train_command.rollback_command(settings, model=args.model)
+    else:
+        train_command.list_models(settings, model=args.model)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # One OpenMP thread per process: LightGBM's spinning threads otherwise fight the
@@ -266,6 +342,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 journey_status(settings)
                 return 0
             run_journeys(settings, api_url=args.api, once=args.once, until_idle=args.until_idle)
+        elif args.command in ("train", "promote", "rollback") or (
+            args.command == "models" and args.models_command == "list"
+        ):
+            return _lifecycle(settings, args)
+        elif args.command == "models" and args.models_command == "snapshot":
+            from serving.online_state import snapshot_state
+
+            print(snapshot_state(settings).describe())
+        elif args.command == "models" and args.models_command == "restore":
+            from serving.online_state import describe_restore, restore_state
+
+            print(describe_restore(settings, args.run_id, restore_state(settings, args.run_id)))
     except NudgeError as error:
         print(f"nudge: {error}", file=sys.stderr)
         runs_engine = args.command == "serve" or (
