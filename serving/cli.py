@@ -99,7 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(sub)
         sub.add_argument("--storage", choices=["embedded", "scale"])
 
-
     data = commands.add_parser("data", help="data quality of the event log and event stream")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     data_check = data_commands.add_parser(
