@@ -92,7 +92,11 @@ def normalise_email(raw: object, field: str = "email") -> str:
 
 
 def normalise_phone(raw: object, default_region: str | None = None, field: str = "phone") -> str:
-    """The number in E.164 (``+447911123456``), checked against the numbering plan.
+    """The number in E.164 (``+447911123456``), if its length fits the country's plan.
+
+    Possible rather than valid: whether a block of numbers is allocated changes
+    over time and the metadata lags, and refusing a customer's real number would
+    lose their identify event; a number of the wrong length is refused.
 
     A number without ``+country`` needs ``default_region`` (``"GB"``): guessing
     the country of ``07911 123456`` would stitch strangers together.
@@ -114,8 +118,8 @@ def normalise_phone(raw: object, default_region: str | None = None, field: str =
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException:
         raise InvalidRequest(field, expected, raw) from None
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidRequest(field, "must be a valid phone number", raw)
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidRequest(field, "must be a phone number of a possible length", raw)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

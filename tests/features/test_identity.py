@@ -72,6 +72,7 @@ def test_email_normalisation(raw: str, expected: str | None) -> None:
         ("+1 (415) 555-2671", None, "+14155552671"),
         ("06 12 34 56 78", "FR", "+33612345678"),
         ("0033 6 12 34 56 78", "GB", "+33612345678"),  # international prefix from the UK
+        ("+44 7700 900123", None, "+447700900123"),  # a reserved (fictional) block: possible
     ],
 )
 def test_phone_numbers_become_e164(raw: str, region: str | None, expected: str) -> None:
@@ -82,7 +83,8 @@ def test_phone_numbers_become_e164(raw: str, region: str | None, expected: str) 
     ("raw", "region", "message"),
     [
         ("07911 123456", None, "international number"),
-        ("+44 12", None, "valid phone number"),
+        ("+44 12", None, "possible length"),
+        ("+44 7911 1234567890", None, "possible length"),
         ("call me", "GB", "international number"),
         (447911123456, None, "must be a string"),
     ],
