@@ -42,12 +42,15 @@ def point_in_time_frame(
     )
     answers = job.to_df()[[*_KEYS, *dtypes]]
     answers[ENTITY_KEY] = answers[ENTITY_KEY].astype("string")
-    answers[TIMESTAMP] = answers[TIMESTAMP].dt.tz_convert("UTC").astype(keys[TIMESTAMP].dtype)
+    stamps = answers[TIMESTAMP]
+    if stamps.dt.tz is None:  # the Postgres offline store answers in naive UTC
+        stamps = stamps.dt.tz_localize("UTC")
+    answers[TIMESTAMP] = stamps.dt.tz_convert("UTC").astype(keys[TIMESTAMP].dtype)
     features = keys.merge(answers, on=_KEYS, how="left", validate="many_to_one")
     frame = entity_df.reset_index(drop=True)
-    for name, dtype in dtypes.items():
-        frame[name] = features[name].astype(dtype).array
-    return frame
+    # Built at once: a column at a time fragments a frame of hundreds of features.
+    columns = {name: features[name].astype(dtype).array for name, dtype in dtypes.items()}
+    return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
 
 
 def service_features(service: FeatureService) -> dict[str, str]:
