@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_decide
 	$(BIN)/python -m benchmarks.bench_policy
 	$(BIN)/python -m benchmarks.bench_journeys
+	$(BIN)/python -m benchmarks.bench_data
 
 # Re-pin everything beneath nudge after changing a version in pyproject.toml.
 constraints: $(BIN)/python

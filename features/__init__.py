@@ -14,10 +14,14 @@ from features.errors import Conflict, InvalidRequest, NotFound, NudgeError, Unav
 from features.online import FeatureRow, FeatureSource, FeatureValue
 
 if TYPE_CHECKING:
+    from features.batch_ingest import IngestReport, ingest_file, ingest_frame
+    from features.behaviour import behaviour_snapshots, write_snapshots
     from features.definitions import (
+        BEHAVIOUR_SERVICE,
         CUSTOMER_ENTITY,
         PROFILE_VIEW,
         PROPENSITY_SERVICE,
+        SEND_TIME_SERVICE,
         feature_definitions,
     )
     from features.event_log import EventLog
@@ -36,9 +40,12 @@ if TYPE_CHECKING:
         load_hillstrom,
     )
     from features.ingest import HILLSTROM_TABLES, ingest_hillstrom
+    from features.ingest_mapping import IngestMapping, load_mapping, parse_mapping
+    from features.push import CartPusher, push_cart_event
 
 __all__ = [
     "ARMS",
+    "BEHAVIOUR_SERVICE",
     "CATEGORICAL_FEATURES",
     "CUSTOMER_ENTITY",
     "HILLSTROM_TABLES",
@@ -48,6 +55,8 @@ __all__ = [
     "PROFILE_VIEW",
     "PROPENSITY_SERVICE",
     "SEGMENT_TO_ARM",
+    "SEND_TIME_SERVICE",
+    "CartPusher",
     "Conflict",
     "EventLog",
     "FeastOnlineFeatures",
@@ -56,27 +65,40 @@ __all__ = [
     "FeatureSource",
     "FeatureValue",
     "HillstromLog",
+    "IngestMapping",
+    "IngestReport",
     "InvalidRequest",
     "NotFound",
     "NudgeError",
     "Unavailable",
+    "behaviour_snapshots",
     "build_hillstrom_log",
     "default_hillstrom_path",
     "feature_definitions",
+    "ingest_file",
+    "ingest_frame",
     "ingest_hillstrom",
     "load_hillstrom",
+    "load_mapping",
+    "parse_mapping",
+    "push_cart_event",
+    "write_snapshots",
 ]
 
 _LAZY = {
+    "features.behaviour": ("behaviour_snapshots", "write_snapshots"),
     "features.definitions": (
+        "BEHAVIOUR_SERVICE",
         "CUSTOMER_ENTITY",
         "PROFILE_VIEW",
         "PROPENSITY_SERVICE",
+        "SEND_TIME_SERVICE",
         "feature_definitions",
     ),
     "features.event_log": ("EventLog",),
     "features.feast_online": ("FeastOnlineFeatures",),
     "features.feast_repo": ("FeatureRepo",),
+    "features.push": ("CartPusher", "push_cart_event"),
     "features.hillstrom": (
         "ARMS",
         "CATEGORICAL_FEATURES",
@@ -90,6 +112,8 @@ _LAZY = {
         "load_hillstrom",
     ),
     "features.ingest": ("HILLSTROM_TABLES", "ingest_hillstrom"),
+    "features.batch_ingest": ("IngestReport", "ingest_file", "ingest_frame"),
+    "features.ingest_mapping": ("IngestMapping", "load_mapping", "parse_mapping"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -34,7 +34,7 @@ from serving.auth import ApiKeyAuth
 from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers, printable, status_for
 from serving.events_api import events_router
-from serving.journey_wiring import open_stitching_stream
+from serving.journey_wiring import open_cart_pusher, open_stitching_stream
 from serving.metrics import ApiMetrics
 from serving.model_reload import ModelWatcher
 from serving.monitoring import observe_recorded
@@ -57,6 +57,7 @@ from serving.schemas import (
 )
 from serving.settings import Settings
 from serving.tracking_api import tracking_router
+from serving.webhooks_api import webhooks_router
 from serving.wiring import Runtime, build_runtime
 
 __all__ = ["create_app", "freeze_startup_heap", "to_response"]
@@ -165,6 +166,7 @@ def create_app(
         app.state.runtime = runtime
         app.state.stitching = open_stitching_stream(settings)
         app.state.events = app.state.stitching.stream
+        app.state.cart_pusher = await asyncio.to_thread(open_cart_pusher, settings)
         freeze_startup_heap()
         metrics.set_gauges(metrics.model_info, {(runtime.model_name, runtime.model_version): 1.0})
         monitor = AlertMonitor(settings, runtime, metrics)
@@ -200,7 +202,13 @@ def create_app(
     # Added last, so it runs first: a request without a key is refused before anything else.
     app.add_middleware(ApiKeyAuth, settings=settings)
     app.include_router(reports_router(settings))
-    app.include_router(events_router(lambda request: request.app.state.stitching))
+    app.include_router(
+        events_router(
+            lambda request: request.app.state.stitching,
+            lambda request: request.app.state.cart_pusher,
+        )
+    )
+    app.include_router(webhooks_router(settings, lambda request: request.app.state.stitching))
     app.include_router(
         tracking_router(
             settings,

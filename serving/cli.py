@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from features import NotFound, NudgeError, Unavailable
+from serving.ingest_command import add_ingest_parser
 from serving.settings import Settings
 
 __all__ = ["build_parser", "main"]
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (create, revoke, key_commands.add_parser("list", help="every key, no secrets")):
         _add_common(sub)
         sub.add_argument("--storage", choices=["embedded", "scale"])
+
+    add_ingest_parser(commands)
 
     data = commands.add_parser("data", help="data quality of the event log and event stream")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -322,6 +325,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from serving.keys_command import run_keys_command
 
             run_keys_command(settings, args)
+        elif args.command == "ingest":
+            from serving.ingest_command import run_ingest
+
+            report = run_ingest(
+                settings,
+                args.file,
+                source=args.source,
+                mapping=args.mapping,
+                progress=not args.no_progress,
+                as_json=args.json,
+            )
+            return 1 if report.rejected_rows else 0
         elif args.command == "data":
             from features.data_quality import Thresholds
             from serving.data_command import parse_max_age, run_data_check

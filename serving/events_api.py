@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,11 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features import Conflict, InvalidRequest
 from features.event_stream import CustomerEvent, StoredEvent, check_event
+from features.push import CartPusher
 from features.stitching import StitchingStream
 
 __all__ = ["FUTURE_TOLERANCE", "MAX_BATCH", "EventBody", "events_router"]
 
 MAX_BATCH = 500
+_log = logging.getLogger("nudge.events")
 _STATUSES = ("accepted", "duplicate", "refused")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 """How far ahead of this server's clock an ``occurred_at`` may be (clock skew), as for outcomes."""
@@ -108,10 +111,12 @@ def _reuse(event: CustomerEvent, stored: StoredEvent | None, where: str = "") ->
     )
 
 
-def events_router(stream_of: Any) -> APIRouter:
+def events_router(stream_of: Any, pusher_of: Any = None) -> APIRouter:
     """``stream_of(request)`` gives the process's :class:`StitchingStream`: events are
     stored under their customer's surviving id, and identify/login events link the
-    identifiers in their payload (``anonymous_id``, ``device_id``, ``email``, ``phone``)."""
+    identifiers in their payload (``anonymous_id``, ``device_id``, ``email``, ``phone``).
+    ``pusher_of(request)``, if given, gives a :class:`CartPusher` (or None): accepted cart
+    events then update the real-time cart features, after they are stored."""
     router = APIRouter(tags=["events"])
 
     @router.post("/v1/events", status_code=202)
@@ -132,7 +137,7 @@ def events_router(stream_of: Any) -> APIRouter:
         stream: StitchingStream = stream_of(request)
         now = datetime.now(UTC)
         if isinstance(raw, dict) and "events" in raw:
-            return await _batch(stream, raw, now)
+            return await _batch(stream, raw, now, pusher_of and pusher_of(request))
         try:
             event = _parse(raw, None, now, stream)
         except ValidationError as error:
@@ -140,6 +145,7 @@ def events_router(stream_of: Any) -> APIRouter:
             raise InvalidRequest(problem["field"], "is not valid: " + problem["error"]) from None
         new_ids, stored, (as_stored,) = await asyncio.to_thread(_store, stream, [event])
         if event.event_id in new_ids:
+            await _push(pusher_of and pusher_of(request), [as_stored])
             return JSONResponse({"status": "accepted", "event_id": event.event_id}, 202)
         reuse = _reuse(as_stored, stored.get(event.event_id))
         if reuse is not None:
@@ -149,7 +155,9 @@ def events_router(stream_of: Any) -> APIRouter:
     return router
 
 
-async def _batch(stream: StitchingStream, raw: dict[str, Any], now: datetime) -> JSONResponse:
+async def _batch(
+    stream: StitchingStream, raw: dict[str, Any], now: datetime, pusher: CartPusher | None
+) -> JSONResponse:
     others = sorted(key for key in raw if key != "events")
     if others:
         raise InvalidRequest(others[0], "must not be next to `events`: a batch holds only `events`")
@@ -166,6 +174,7 @@ async def _batch(stream: StitchingStream, raw: dict[str, Any], now: datetime) ->
     new_ids, stored, as_stored = await asyncio.to_thread(
         _store, stream, [event for _, event in good]
     )
+    await _push(pusher, [event for event in as_stored if event.event_id in new_ids])
     reported: set[str] = set()
     for (index, _), event in zip(good, as_stored, strict=True):
         # The same id twice in one batch is stored once: its repeat is a duplicate.
@@ -181,6 +190,17 @@ async def _batch(stream: StitchingStream, raw: dict[str, Any], now: datetime) ->
     results.sort(key=lambda r: int(r["index"]))
     counts = {s: sum(r["status"] == s for r in results) for s in _STATUSES}
     return JSONResponse({**counts, "results": results}, status_code=202)
+
+
+async def _push(pusher: CartPusher | None, events: list[CustomerEvent]) -> None:
+    """Real-time cart features from events already stored: a failure here is logged, not
+    answered, since the events are durable and the next snapshot brings the carts up."""
+    if pusher is None or not events:
+        return
+    try:
+        await asyncio.to_thread(pusher.push, events)
+    except Exception:
+        _log.exception("pushing %d events to the cart features failed", len(events))
 
 
 def _store(

@@ -20,9 +20,11 @@ from pathlib import Path
 
 from channels import Channel, TemplateRenderer, TrackingLinks, build_channels, load_channels_config
 from decisioning.config import DecisionConfig
-from features import FeatureSource, InvalidRequest, NudgeError
+from features import FeatureSource, InvalidRequest, NotFound, NudgeError
 from features.event_stream import EventStream
+from features.feast_repo import FeatureRepo
 from features.identity import IdentityGraph
+from features.push import CartPusher
 from features.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
 from features.stitching import StitchingStream
 from journeys import DecideStep, Journey, load_journeys, validate_against
@@ -36,6 +38,7 @@ __all__ = [
     "JourneyRuntime",
     "build_journey_runtime",
     "identity_key",
+    "open_cart_pusher",
     "open_event_stream",
     "open_journey_store",
     "open_stitching_stream",
@@ -82,6 +85,16 @@ def _state_secret(settings: Settings, name: str) -> str:
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+def open_cart_pusher(settings: Settings) -> CartPusher | None:
+    """Real-time cart features for the events API; None until the behaviour views are
+    applied (the Hillstrom demo has none), so that events are still accepted."""
+    try:
+        return CartPusher(FeatureRepo(settings.state_dir))
+    except NotFound:
+        _log.info("no behaviour feature views applied: cart events update no online features")
+        return None
 
 
 def open_stitching_stream(settings: Settings) -> StitchingStream:

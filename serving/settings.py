@@ -16,8 +16,9 @@ epsilon
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -100,6 +101,12 @@ class Settings(BaseSettings):
         None,
         description="Shared HMAC secret of provider callbacks; unset refuses them (403).",
     )
+    webhook_secrets: dict[str, Annotated[str, Field(min_length=16)]] = Field(
+        default_factory=dict,
+        description="Inbound webhooks (POST /v1/webhooks/{source}): each source's shared HMAC "
+        'secret, as JSON in NUDGE_WEBHOOK_SECRETS (\'{"crm": "..."}\'); a source not listed '
+        "is refused (401), none listed turns the route off (403).",
+    )
     identity_key: str | None = Field(
         None,
         description="Keys the hashes of customer identifiers (e-mail, phone, ids); unset, one "
@@ -159,7 +166,8 @@ class Settings(BaseSettings):
         '8100'
         """
         return {
-            f"NUDGE_{name.upper()}": str(value)
+            # Mappings travel as JSON, the form pydantic-settings reads them back from.
+            f"NUDGE_{name.upper()}": json.dumps(value) if isinstance(value, dict) else str(value)
             for name, value in self.model_dump().items()
             if value is not None  # unset stays unset, not the text "None"
         }
