@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from features.errors import InvalidRequest
+from features.event_schemas import check_payload
 from features.sql import SqlDatabase
 
 __all__ = ["CustomerEvent", "EventStream", "StoredEvent", "check_event"]
@@ -85,6 +86,7 @@ got '2026-01-01T00:00:00'
         )
     if not isinstance(event.payload, Mapping):
         raise InvalidRequest(f"{where}payload", "must be a JSON object", event.payload)
+    check_payload(event.type, event.payload, where)
     try:
         encoded = json.dumps(dict(event.payload), allow_nan=False)
     except (TypeError, ValueError) as error:

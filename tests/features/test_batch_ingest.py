@@ -616,7 +616,7 @@ def test_constants_and_payload_kinds(tmp_path: Path, stream: EventStream) -> Non
             "fields": {
                 "event_id": "id",
                 "customer_id": "who",
-                "type": {"value": "consent_update"},
+                "type": {"value": "newsletter_flag"},
                 "occurred_at": {"value": "2026-03-01T00:00:00Z"},
             },
             "payload": {
@@ -640,7 +640,7 @@ def test_constants_and_payload_kinds(tmp_path: Path, stream: EventStream) -> Non
         ("not_an_integer", "payload.count"): 1,
     }
     (stored,) = stream.read(after=0)
-    assert stored.type == "consent_update"
+    assert stored.type == "newsletter_flag"
     assert stored.payload == {
         "channel": "email",
         "opted_in": True,
