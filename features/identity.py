@@ -170,7 +170,8 @@ _TABLES = {
             kind TEXT NOT NULL, value_hash TEXT NOT NULL, customer_id TEXT NOT NULL,
             linked_at REAL NOT NULL, PRIMARY KEY (kind, value_hash))""",
         """CREATE TABLE IF NOT EXISTS identity_merges (
-            merged_id TEXT PRIMARY KEY, into_id TEXT NOT NULL, merged_at REAL NOT NULL)""",
+            merged_id TEXT PRIMARY KEY, into_id TEXT NOT NULL, merged_at REAL NOT NULL,
+            contacts_merged_at REAL)""",
     ),
     "postgres": (
         """CREATE TABLE IF NOT EXISTS identity_links (
@@ -178,7 +179,7 @@ _TABLES = {
             linked_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, value_hash))""",
         """CREATE TABLE IF NOT EXISTS identity_merges (
             merged_id TEXT PRIMARY KEY, into_id TEXT NOT NULL,
-            merged_at DOUBLE PRECISION NOT NULL)""",
+            merged_at DOUBLE PRECISION NOT NULL, contacts_merged_at DOUBLE PRECISION)""",
     ),
 }
 
@@ -306,6 +307,23 @@ class IdentityGraph:
                     merged.append(owner)
         return IdentifyResult(survivor, tuple(merged), tuple(linked))
 
+    def pending_contact_merges(self) -> list[tuple[str, str]]:
+        """Merges whose contact profiles (consent, suppression) are not merged yet, oldest
+        first: the contact store is another database, so this is done after the commit,
+        and a crash in between leaves the merge here to be done again."""
+        rows = self._db.query(
+            "SELECT merged_id, into_id FROM identity_merges WHERE contacts_merged_at IS NULL "
+            "ORDER BY merged_at, merged_id"
+        )
+        return [(str(merged), str(into)) for merged, into in rows]
+
+    def contacts_merged(self, merged_id: str, into_id: str, now: datetime | None = None) -> None:
+        """Record that ``merged_id``'s contact profile went into ``into_id``'s."""
+        self._db.execute(
+            "UPDATE identity_merges SET contacts_merged_at = ? WHERE merged_id = ? AND into_id = ?",
+            ((now or datetime.now(UTC)).timestamp(), merged_id, into_id),
+        )
+
     def _merge(self, merged_id: str, into_id: str, at: float) -> None:
         self._db.execute(
             "UPDATE identity_links SET customer_id = ? WHERE customer_id = ?", (into_id, merged_id)
@@ -317,7 +335,8 @@ class IdentityGraph:
         )
         self._db.execute(
             "INSERT INTO identity_merges (merged_id, into_id, merged_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (merged_id) DO UPDATE SET into_id = excluded.into_id",
+            "ON CONFLICT (merged_id) DO UPDATE SET into_id = excluded.into_id, "
+            "contacts_merged_at = NULL",
             (merged_id, into_id, at),
         )
         for listener in self._listeners:

@@ -11,7 +11,7 @@ leaves a link without its event or an event without its link.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -73,3 +73,12 @@ class StitchingStream:
             ]
             new = self.stream.append_new(stored, now)
         return new, stored
+
+    def merge_contacts(self, merge: Callable[[str, str], None]) -> int:
+        """Apply ``merge(merged_id, into_id)`` to every merge whose contacts are not merged
+        yet, marking each done after it; how many were applied."""
+        pending = self.graph.pending_contact_merges()
+        for merged_id, into_id in pending:
+            merge(merged_id, into_id)
+            self.graph.contacts_merged(merged_id, into_id)
+        return len(pending)

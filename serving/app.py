@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from decisioning import CandidateMessage, Decision, DecisionRequest, OutcomeReport
+from decisioning.contact_merge import merge_contacts
 from decisioning.contact_store import ContactStore
 from decisioning.slots import load_zone
 from features import InvalidRequest, NudgeError
@@ -167,6 +169,10 @@ def create_app(
         app.state.stitching = open_stitching_stream(settings)
         app.state.events = app.state.stitching.stream
         app.state.cart_pusher = await asyncio.to_thread(open_cart_pusher, settings)
+        # Merges whose contact profiles a crash left unmerged.
+        await asyncio.to_thread(
+            app.state.stitching.merge_contacts, partial(merge_contacts, runtime.engine.contacts)
+        )
         freeze_startup_heap()
         metrics.set_gauges(metrics.model_info, {(runtime.model_name, runtime.model_version): 1.0})
         monitor = AlertMonitor(settings, runtime, metrics)
@@ -206,6 +212,7 @@ def create_app(
         events_router(
             lambda request: request.app.state.stitching,
             lambda request: request.app.state.cart_pusher,
+            lambda request: runtime_of(request).engine.contacts,
         )
     )
     app.include_router(webhooks_router(settings, lambda request: request.app.state.stitching))

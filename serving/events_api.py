@@ -16,16 +16,19 @@ import json
 import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from decisioning.contact_merge import merge_contacts
+from decisioning.contact_store import ContactStore
 from features import Conflict, InvalidRequest
 from features.event_stream import CustomerEvent, StoredEvent, check_event
 from features.push import CartPusher
-from features.stitching import StitchingStream
+from features.stitching import STITCHING_EVENTS, StitchingStream
 
 __all__ = ["FUTURE_TOLERANCE", "MAX_BATCH", "EventBody", "events_router"]
 
@@ -111,12 +114,15 @@ def _reuse(event: CustomerEvent, stored: StoredEvent | None, where: str = "") ->
     )
 
 
-def events_router(stream_of: Any, pusher_of: Any = None) -> APIRouter:
+def events_router(stream_of: Any, pusher_of: Any = None, contacts_of: Any = None) -> APIRouter:
     """``stream_of(request)`` gives the process's :class:`StitchingStream`: events are
     stored under their customer's surviving id, and identify/login events link the
     identifiers in their payload (``anonymous_id``, ``device_id``, ``email``, ``phone``).
     ``pusher_of(request)``, if given, gives a :class:`CartPusher` (or None): accepted cart
-    events then update the real-time cart features, after they are stored."""
+    events then update the real-time cart features, after they are stored.
+    ``contacts_of(request)``, if given, gives the contact store: when a login or identify
+    merges customers, the merged one's consent and suppressions follow (see
+    :func:`decisioning.contact_merge.merge_contacts`)."""
     router = APIRouter(tags=["events"])
 
     @router.post("/v1/events", status_code=202)
@@ -137,7 +143,9 @@ def events_router(stream_of: Any, pusher_of: Any = None) -> APIRouter:
         stream: StitchingStream = stream_of(request)
         now = datetime.now(UTC)
         if isinstance(raw, dict) and "events" in raw:
-            return await _batch(stream, raw, now, pusher_of and pusher_of(request))
+            response = await _batch(stream, raw, now, pusher_of and pusher_of(request))
+            await _merge_contacts(stream, contacts_of and contacts_of(request), None)
+            return response
         try:
             event = _parse(raw, None, now, stream)
         except ValidationError as error:
@@ -146,6 +154,7 @@ def events_router(stream_of: Any, pusher_of: Any = None) -> APIRouter:
         new_ids, stored, (as_stored,) = await asyncio.to_thread(_store, stream, [event])
         if event.event_id in new_ids:
             await _push(pusher_of and pusher_of(request), [as_stored])
+            await _merge_contacts(stream, contacts_of and contacts_of(request), [as_stored])
             return JSONResponse({"status": "accepted", "event_id": event.event_id}, 202)
         reuse = _reuse(as_stored, stored.get(event.event_id))
         if reuse is not None:
@@ -190,6 +199,18 @@ async def _batch(
     results.sort(key=lambda r: int(r["index"]))
     counts = {s: sum(r["status"] == s for r in results) for s in _STATUSES}
     return JSONResponse({**counts, "results": results}, status_code=202)
+
+
+async def _merge_contacts(
+    stream: StitchingStream, contacts: ContactStore | None, events: list[CustomerEvent] | None
+) -> None:
+    """Merged customers' contact profiles, after the commit that merged them; pending ones
+    are found in the identity tables, so one left by a crash is done on the next call."""
+    if contacts is None:
+        return
+    if events is not None and not any(e.type in STITCHING_EVENTS for e in events):
+        return
+    await asyncio.to_thread(stream.merge_contacts, partial(merge_contacts, contacts))
 
 
 async def _push(pusher: CartPusher | None, events: list[CustomerEvent]) -> None:

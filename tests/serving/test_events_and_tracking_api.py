@@ -465,6 +465,27 @@ def test_a_login_stitches_the_anonymous_visitor_and_later_events_follow(
     assert not any("stitch" in value for value in hashes)  # no raw identifier stored
 
 
+def test_a_merged_visitors_opt_out_follows_them(client: TestClient) -> None:
+    opt_out = {
+        "channels": {"email": {"consent": "opted_out"}},
+        "at": "2026-12-01T10:00:00Z",
+    }
+    response = client.put("/v1/customers/anon-merge-3/contact", json=opt_out)
+    assert response.status_code == 200, response.text
+    opt_in = {"channels": {"email": {"consent": "opted_in"}}, "at": "2026-12-01T09:00:00Z"}
+    assert client.put("/v1/customers/c-merge-3/contact", json=opt_in).status_code == 200
+    login = event_body(
+        "merge-login-3",
+        customer_id="c-merge-3",
+        type="login",
+        payload={"anonymous_id": "anon-merge-3"},
+    )
+    assert client.post("/v1/events", json=login).json()["status"] == "accepted"
+    profile = client.get("/v1/customers/c-merge-3/contact").json()
+    # The visitor's opt-out came after the customer's opt-in: the latest statement wins.
+    assert profile["channels"]["email"]["consent"] == "opted_out"
+
+
 def test_an_identify_with_a_bad_phone_is_refused_by_field_and_links_nothing(
     client: TestClient, settings: Settings
 ) -> None:
