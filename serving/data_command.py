@@ -14,7 +14,7 @@ from features.event_log import EventLog
 from serving.journey_wiring import open_event_stream
 from serving.settings import Settings
 
-__all__ = ["parse_max_age", "run_data_check"]
+__all__ = ["data_report", "parse_max_age", "run_data_check"]
 
 
 def parse_max_age(text: str) -> timedelta | None:
@@ -29,39 +29,46 @@ def parse_max_age(text: str) -> timedelta | None:
         ) from None
 
 
-def run_data_check(
-    settings: Settings, thresholds: Thresholds, *, out: TextIO | None = None
+def data_report(
+    settings: Settings, thresholds: Thresholds, *, record_schema: bool = True
 ) -> DataQualityReport:
-    """Check the event log and the event stream, print a table, write the JSON report.
+    """Check the event log and the event stream as of now.
 
     The event log's Hillstrom tables describe a finished 2008 experiment: their
-    freshness is not judged (their rows' ages are still shown).
+    freshness is not judged (their rows' ages are still shown). ``record_schema``
+    compares with, and first writes, ``<state>/data_schema.json``; the server's
+    periodic check reads sources without it, so that only a deliberate
+    ``nudge data check`` sets the schema others are compared with.
     """
-    out = out if out is not None else sys.stdout
     now = datetime.now(UTC)
     event_log = EventLog(settings.events_dir) if settings.events_dir.exists() else None
-    stream = (
-        open_event_stream(settings)
-        if settings.event_stream_db.exists() or (settings.storage == "scale")
-        else None
-    )
+    has_stream = settings.event_stream_db.exists() or settings.storage == "scale"
+    stream = open_event_stream(settings) if has_stream else None
     historical = Thresholds(
         max_age=None,
         max_null_rate=thresholds.max_null_rate,
         max_duplicate_rate=thresholds.max_duplicate_rate,
     )
     try:
-        report = check_data(
+        return check_data(
             event_log=event_log,
             stream=stream,
             now=now,
             thresholds=thresholds,
-            schema_file=settings.state_dir / "data_schema.json",
+            schema_file=settings.state_dir / "data_schema.json" if record_schema else None,
             table_thresholds=dict.fromkeys(("decisions", "outcomes", "profiles"), historical),
         )
     finally:
         if stream is not None:
             stream.close()
+
+
+def run_data_check(
+    settings: Settings, thresholds: Thresholds, *, out: TextIO | None = None
+) -> DataQualityReport:
+    """:func:`data_report`, printed as a table and written to ``reports/data_quality.json``."""
+    out = out if out is not None else sys.stdout
+    report = data_report(settings, thresholds)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     path = settings.reports_dir / "data_quality.json"
     path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -121,6 +121,32 @@ class ApiMetrics:
             ["journey", "group"],
             registry=self.registry,
         )
+        self.data_age = Gauge(
+            "nudge_data_age_seconds",
+            "Age of the newest row of each data source (event log table, event stream type).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.data_null_rate = Gauge(
+            "nudge_data_null_rate_max",
+            "The highest null rate among a data source's columns "
+            "(stream: expected payload fields).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.data_duplicate_rate = Gauge(
+            "nudge_data_duplicate_rate",
+            "Share of a data source's rows that repeat another's key (stream: same event, new id).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.data_problems = Gauge(
+            "nudge_data_problems",
+            "Thresholds a data source breaks now (nudge data check's, freshness not judged "
+            "for the event log's experiment tables).",
+            ["source"],
+            registry=self.registry,
+        )
         self.feature_age = Gauge(
             "nudge_feature_age_seconds",
             "Seconds since the end of the feature view's latest materialisation "

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from decisioning import Decision, DecisionLog, OutcomeReceipt
+from features.data_quality import DataQualityReport
 from serving.log_readings import SEND_STATUS, LogReadings, ScanWindows, read_log
 from serving.metrics import ApiMetrics
 from serving.wiring import Runtime
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "apply_readings",
     "feature_ages",
+    "observe_data_quality",
     "observe_outcome",
     "observe_receipt",
     "observe_recorded",
@@ -133,3 +135,22 @@ def refresh_gauges(
     ages = None if feature_repo is None else feature_ages(feature_repo, now)
     apply_readings(metrics, readings, ages=ages, backlog=engine.log.count_due_windows(now))
     return readings
+
+
+def observe_data_quality(metrics: ApiMetrics, report: DataQualityReport) -> None:
+    """The data check's measures per source as gauges; sources gone since disappear."""
+    sources = report.sources
+    metrics.set_gauges(
+        metrics.data_age,
+        {(s.source,): s.age_s for s in sources if s.age_s is not None},
+    )
+    metrics.set_gauges(
+        metrics.data_null_rate,
+        {(s.source,): max(s.null_rates.values(), default=0.0) for s in sources},
+    )
+    metrics.set_gauges(
+        metrics.data_duplicate_rate, {(s.source,): s.duplicate_rate for s in sources}
+    )
+    metrics.set_gauges(
+        metrics.data_problems, {(s.source,): float(len(s.problems)) for s in sources}
+    )

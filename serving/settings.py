@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         None, description="Where alerts and their resolutions are POSTed (they are logged too)."
     )
+    data_check_interval: float = Field(
+        300.0,
+        ge=0.0,
+        description="Seconds between the server's data-quality checks (the nudge_data_* "
+        "gauges in /metrics); 0 turns them off.",
+    )
     alert_interval: float = Field(
         60.0, gt=0.0, description="Seconds between the server's alert evaluations."
     )

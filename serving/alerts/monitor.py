@@ -27,7 +27,7 @@ from serving.alerts.thresholds import AlertThresholds
 from serving.alerts.types import AlertEvent
 from serving.log_readings import read_log, reference_rows
 from serving.metrics import ApiMetrics
-from serving.monitoring import apply_readings, feature_ages
+from serving.monitoring import apply_readings, feature_ages, observe_data_quality
 from serving.settings import Settings
 from serving.wiring import Runtime
 
@@ -84,6 +84,7 @@ class AlertMonitor:
             self.thresholds.latency_window, self.thresholds.latency_quantile
         )
         self._reference: _Reference | None = None
+        self._data_checked_at: datetime | None = None
         self._lock_file: IO[bytes] | None = None
         # Held by a round and by close(): a server shutting down waits for the round
         # in its worker thread to finish before the stores it reads are closed.
@@ -112,6 +113,7 @@ class AlertMonitor:
         except Exception:
             _log.exception("could not read the feature views' materialisation times")
         apply_readings(self.metrics, readings, ages=ages, backlog=engine.log.count_due_windows(now))
+        self._check_data(now)
         return AlertInputs(
             log=readings,
             thresholds=self.thresholds,
@@ -119,6 +121,26 @@ class AlertMonitor:
             drift_reference=self._reference_rows(self.runtime.model_version),
             latency=self._latency_reading(now),
         )
+
+    def _check_data(self, now: datetime) -> None:
+        """The data-quality gauges, every ``data_check_interval`` seconds (it reads the event
+        log's tables and the stream's recent events, too much to do every round)."""
+        interval = self.settings.data_check_interval
+        if interval <= 0 or (
+            self._data_checked_at is not None
+            and (now - self._data_checked_at).total_seconds() < interval
+        ):
+            return
+        self._data_checked_at = now
+        from features.data_quality import Thresholds
+        from serving.data_command import data_report
+
+        try:
+            report = data_report(self.settings, Thresholds(), record_schema=False)
+        except Exception:
+            _log.exception("the data-quality check failed; its gauges keep their last values")
+            return
+        observe_data_quality(self.metrics, report)
 
     @property
     def feature_repo(self) -> FeatureRepo:

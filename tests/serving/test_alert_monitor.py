@@ -219,3 +219,38 @@ def test_feature_age_is_infinite_for_a_view_never_materialised() -> None:
     value = metrics.registry.get_sample_value
     assert value("nudge_feature_age_seconds", {"view": "profile"}) == math.inf
     assert value("nudge_feature_age_seconds", {"view": "orders"}) == 3600.0
+
+
+def test_a_round_sets_the_data_quality_gauges_and_waits_its_interval(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from features import EventLog
+
+    world = World(tmp_path / "state")
+    try:
+        profiles = pd.DataFrame(
+            {
+                "customer_id": ["c1", "c1", "c2", "c3"],  # c1 twice: a duplicate key
+                "recency": [1.0, 1.0, None, 3.0],
+                "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+            }
+        )
+        settings = Settings(state_dir=world.state_dir, data_check_interval=300)
+        EventLog(settings.events_dir).write("outcomes", profiles)
+        metrics = ApiMetrics()
+        monitor = AlertMonitor(settings, world.runtime(), metrics)
+        monitor.run(world.clock.now)
+        value = metrics.registry.get_sample_value
+        labels = {"source": "outcomes"}
+        assert value("nudge_data_duplicate_rate", labels) == 0.25
+        assert value("nudge_data_null_rate_max", labels) == 0.25
+        assert value("nudge_data_problems", labels) == 2.0  # duplicates and nulls
+        # Within the interval the tables are not read again.
+        EventLog(settings.events_dir).write("outcomes", profiles.drop_duplicates("customer_id"))
+        monitor.run(world.clock.now + timedelta(seconds=60))
+        assert value("nudge_data_duplicate_rate", labels) == 0.25
+        monitor.run(world.clock.now + timedelta(seconds=301))
+        assert value("nudge_data_duplicate_rate", labels) == 0.0
+        monitor.close()
+    finally:
+        world.close()
