@@ -14,7 +14,6 @@ the scope a 403.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
 from collections.abc import Callable
@@ -68,19 +67,27 @@ def open_api_keys(settings: Settings) -> ApiKeyStore:
     return ApiKeyStore(SQLiteDatabase(settings.state_dir / "api_keys.db"))
 
 
+def _text(raw: bytes) -> str:
+    """A header's bytes as text: UTF-8 (what clients send a non-ASCII key as), else Latin-1."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def _presented(headers: dict[bytes, bytes]) -> str | None:
     """The key from ``Authorization: Bearer``, ``X-API-Key``, or a browser's Basic password."""
     given = headers.get(b"x-api-key")
     if given:
-        return given.decode("latin-1").strip()
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
+        return _text(given).strip()
+    authorization = _text(headers.get(b"authorization", b""))
     kind, _, value = authorization.partition(" ")
     if kind.lower() == "bearer" and value.strip():
         return value.strip()
     if kind.lower() == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 inside
             return None
         return decoded.partition(":")[2] or None
     return None

@@ -181,6 +181,20 @@ def test_reports_take_an_admin_key_from_a_browser(client: TestClient, keys: dict
     assert client.get("/reports/data.json", headers=bearer("admin-secret")).status_code == 200
 
 
+def test_a_non_ascii_admin_key_works_as_bearer_and_basic(
+    settings: Settings, keys: dict[str, str]
+) -> None:
+    accented = settings.model_copy(update={"admin_key": "clé-admin-secret"})
+    with TestClient(create_app(accented)) as other:
+        utf8 = "Bearer clé-admin-secret".encode()
+        assert other.get("/metrics", headers={"Authorization": utf8}).status_code == 200
+        basic = base64.b64encode("x:clé-admin-secret".encode()).decode()
+        assert other.get("/metrics", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+        assert (
+            other.get("/metrics", headers={"Authorization": "Basic not base64!"}).status_code == 401
+        )
+
+
 def test_signed_links_stay_public(client: TestClient, keys: dict[str, str]) -> None:
     # A forged tracking token is refused by its signature (404), not by a missing key.
     assert client.get("/t/c/forged").status_code == 404
