@@ -100,7 +100,9 @@ def test_replay_value_is_not_below_the_best_fixed_arms_lower_bound(demo_run: Dem
 def test_mlflow_champion_alias_resolves_to_the_logged_version(demo_run: DemoRun) -> None:
     settings = demo_run.settings
     model = demo_run.result.summary["model"]
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    client = MlflowClient(
+        tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+    )
     version = client.get_model_version_by_alias(model["name"], "champion")
     assert str(version.version) == str(model["version"])
     assert version.run_id == model["run_id"]

@@ -255,7 +255,7 @@ def test_a_snapshot_is_a_tagged_run_of_its_own_experiment(
         )
     finally:
         store.close()
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     run = client.get_run(run_id)
     assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
     tags = run.data.tags
@@ -274,7 +274,7 @@ def test_restoring_an_unknown_or_foreign_run_names_it(settings: Settings) -> Non
     try:
         with pytest.raises(NotFound, match="online-state snapshot run 'no-such-run' not found"):
             restore_policy_state(settings, store, "no-such-run")
-        client = MlflowClient(settings.mlflow_tracking_uri)
+        client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
         other = client.create_run(client.create_experiment("something-else")).info.run_id
         with pytest.raises(InvalidRequest, match=r"`run_id` must be a run of experiment"):
             restore_policy_state(settings, store, other)

@@ -112,7 +112,7 @@ def test_a_better_challenger_is_promoted_with_its_evidence_recorded(
     assert evidence.warnings == ()
 
     # The record holds the numbers the decision was made on.
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     assert decision.record_run_id is not None
     run = client.get_run(decision.record_run_id)
     assert client.get_experiment(run.info.experiment_id).name == PROMOTIONS_EXPERIMENT
@@ -226,7 +226,7 @@ def test_a_model_without_a_signature_cannot_be_promoted(
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(name="model", python_model=PropensityPyfunc(model))
     assert info.signature is None
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     version = client.create_model_version("nudge-propensity", info.model_uri, info.run_id)
     client.set_registered_model_alias("nudge-propensity", "challenger", version.version)
 
