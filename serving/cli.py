@@ -102,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ingest_parser(commands)
 
+    features = commands.add_parser("features", help="the feature store")
+    feature_commands = features.add_subparsers(dest="features_command", required=True)
+    refresh = feature_commands.add_parser(
+        "refresh",
+        help="behaviour snapshots from the event stream and decision log, then feast apply "
+        "and an incremental materialisation",
+    )
+    _add_common(refresh)
+    refresh.add_argument("--days", type=int, default=0, help="also snapshot each earlier day")
+    refresh.add_argument("--storage", choices=["embedded", "scale"])
+    refresh.add_argument("--feature-store", choices=["embedded", "scale"])
+
     data = commands.add_parser("data", help="data quality of the event log and event stream")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     data_check = data_commands.add_parser(
@@ -218,6 +230,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "journeys_dir",
         "channels_config",
         "public_url",
+        "feature_store",
     )
     overrides: dict[str, Any] = {
         name: getattr(args, name) for name in names if getattr(args, name, None) is not None
@@ -337,6 +350,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 as_json=args.json,
             )
             return 1 if report.rejected_rows else 0
+        elif args.command == "features":
+            from serving.features_command import refresh_features
+
+            result = refresh_features(settings, days=args.days)
+            print(
+                f"{result.rows:,} behaviour rows for {result.customers:,} customers "
+                f"({result.snapshots} snapshot(s)) are online"
+            )
         elif args.command == "data":
             from features.data_quality import Thresholds
             from serving.data_command import parse_max_age, run_data_check

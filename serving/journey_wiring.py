@@ -22,7 +22,6 @@ from channels import Channel, TemplateRenderer, TrackingLinks, build_channels, l
 from decisioning.config import DecisionConfig
 from features import FeatureSource, InvalidRequest, NotFound, NudgeError
 from features.event_stream import EventStream
-from features.feast_repo import FeatureRepo
 from features.identity import IdentityGraph
 from features.push import CartPusher
 from features.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
@@ -33,6 +32,7 @@ from journeys.http_decisions import HttpDecisions
 from journeys.runner import JourneyRunner
 from journeys.store import JourneyStore
 from serving.settings import Settings
+from serving.wiring import open_feature_repo
 
 __all__ = [
     "JourneyRuntime",
@@ -91,7 +91,7 @@ def open_cart_pusher(settings: Settings) -> CartPusher | None:
     """Real-time cart features for the events API; None until the behaviour views are
     applied (the Hillstrom demo has none), so that events are still accepted."""
     try:
-        return CartPusher(FeatureRepo(settings.state_dir))
+        return CartPusher(open_feature_repo(settings))
     except NotFound:
         _log.info("no behaviour feature views applied: cart events update no online features")
         return None
@@ -122,10 +122,9 @@ class JourneyRuntime:
 
 def _features(settings: Settings) -> FeatureSource | None:
     """The online features, for triggers, branches and templates; None without a feature store."""
-    from features import FeatureRepo
 
     try:
-        return FeatureRepo(settings.state_dir).online()
+        return open_feature_repo(settings).online()
     except NudgeError as error:
         _log.warning("journeys: no feature store (%s); feature conditions see nothing", error)
         return None

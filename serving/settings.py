@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
     key_prefix: str = Field("nudge", description="Redis key prefix and Postgres schema name.")
+    feature_store: Literal["embedded", "scale"] = Field(
+        "embedded",
+        description="Feast: embedded (SQLite online, Parquet offline, file registry in "
+        "state_dir) or scale (Redis online, Postgres offline and SQL registry); "
+        "`nudge features refresh` applies and materialises it.",
+    )
     workers: int = Field(1, ge=1, le=64, description="API worker processes.")
     sync_interval: float = Field(
         1.0, gt=0.0, description="Seconds between sharing what workers learned and closing windows."

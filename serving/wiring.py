@@ -34,6 +34,7 @@ __all__ = [
     "Stores",
     "build_policy",
     "build_runtime",
+    "open_feature_repo",
     "open_stores",
     "policy_state_key",
     "worker_seed",
@@ -139,6 +140,19 @@ def open_stores(settings: Settings) -> Stores:
     )
 
 
+def open_feature_repo(settings: Settings) -> FeatureRepo:
+    """The Feast repo the settings name: embedded in ``state_dir``, or on Redis and Postgres."""
+    if settings.feature_store == "scale":
+        return FeatureRepo(
+            settings.state_dir,
+            storage="scale",
+            redis_url=settings.redis_url,
+            postgres_dsn=settings.postgres_dsn,
+            key_prefix=settings.key_prefix,
+        )
+    return FeatureRepo(settings.state_dir)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Open the feature store, load the champion model, and restore the policy's state."""
     registry_db = settings.mlflow_db
@@ -149,7 +163,7 @@ def build_runtime(settings: Settings) -> Runtime:
     loaded = ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).load(
         settings.model_name, settings.model_alias
     )
-    online = FeatureRepo(settings.state_dir).online()
+    online = open_feature_repo(settings).online()
     stores = open_stores(settings)
     worker_id = uuid.uuid4().hex
     # One worker keeps the configured seed (reproducible runs); several each

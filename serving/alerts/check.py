@@ -24,7 +24,7 @@ from serving.alerts.types import AlertEvent, Finding
 from serving.log_readings import read_log, reference_rows
 from serving.monitoring import feature_ages
 from serving.settings import Settings
-from serving.wiring import open_stores
+from serving.wiring import open_feature_repo, open_stores
 
 __all__ = ["check_alerts", "check_findings", "format_findings", "server_latency"]
 
@@ -78,12 +78,10 @@ def check_findings(
             )
     finally:
         stores.close()
-    from features import FeatureRepo
-
     inputs = AlertInputs(
         log=readings,
         thresholds=thresholds,
-        feature_ages=feature_ages(FeatureRepo(settings.state_dir), now),
+        feature_ages=feature_ages(open_feature_repo(settings), now),
         drift_reference=reference,
         latency=None
         if url is None

@@ -29,7 +29,7 @@ from serving.log_readings import read_log, reference_rows
 from serving.metrics import ApiMetrics
 from serving.monitoring import apply_readings, feature_ages, observe_data_quality
 from serving.settings import Settings
-from serving.wiring import Runtime
+from serving.wiring import Runtime, open_feature_repo
 
 if TYPE_CHECKING:
     from features import FeatureRepo
@@ -145,9 +145,7 @@ class AlertMonitor:
     @property
     def feature_repo(self) -> FeatureRepo:
         if self._repo is None:
-            from features import FeatureRepo
-
-            self._repo = FeatureRepo(self.settings.state_dir)
+            self._repo = open_feature_repo(self.settings)
         return self._repo
 
     def _reference_rows(self, version: str) -> Sequence[tuple[str, dict[str, FeatureValue]]]:
