@@ -40,6 +40,8 @@ from training import (
     render_report,
     train_propensity,
 )
+from training.lifecycle import PROPENSITY_FAMILY
+from training.training_set import SPLIT_RULE, holdout_mask
 
 HILLSTROM_DECISIONS = Path(__file__).with_name("hillstrom_decisions.yaml")
 
@@ -156,7 +158,14 @@ def run_demo(
         steps.note(f"training set: {len(frame):,} rows × {len(PROFILE_FEATURES)} features")
 
     with steps.step("train", "Train: LightGBM P(visit | customer, arm) → MLflow registry"):
-        trained = train_propensity(frame, features=PROFILE_FEATURES, seed=settings.seed)
+        # The lifecycle's fixed holdout, not a seeded split: `nudge promote` judges a
+        # challenger against this champion on customers neither of them trained on.
+        trained = train_propensity(
+            frame,
+            features=PROFILE_FEATURES,
+            seed=settings.seed,
+            test_mask=holdout_mask(frame["customer_id"]),
+        )
         registry = ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
         registered = registry.log_propensity_model(
             trained,
@@ -164,6 +173,13 @@ def run_demo(
             alias=settings.model_alias,
             experiment=settings.experiment,
             params={"sample": sample or "all", "data_seed": settings.seed},
+            tags={
+                "nudge.family": PROPENSITY_FAMILY,
+                "nudge.learner": "arm",
+                "nudge.outcome": "visit",
+                "nudge.control": CONTROL_ARM,
+                "nudge.split": SPLIT_RULE,
+            },
         )
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(trained.metrics.items()))
         steps.note(f"{registered.name} v{registered.version} @{registered.alias}: {metrics}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from features import InvalidRequest
 from models import ArmPropensityModel
@@ -43,8 +45,13 @@ def train_propensity(
     seed: int = 0,
     test_size: float = 0.3,
     model: ArmPropensityModel | None = None,
+    test_mask: Sequence[bool] | NDArray[np.bool_] | None = None,
 ) -> PropensityTrainingResult:
     """Split ``frame`` (stratified on action × reward), fit on train, evaluate on test.
+
+    ``test_mask`` (one flag per row of ``frame``) names the held-out rows instead
+    of the seeded split: the model lifecycle's fixed holdout, so that a later
+    challenger is judged on customers this model never saw.
 
     ``model`` supplies the hyper-parameters; a clone of it is fitted, so the
     argument itself stays unfitted. By default the model is seeded with ``seed``.
@@ -70,9 +77,17 @@ def train_propensity(
         raise InvalidRequest(
             "control_action", f"must be one of the actions {actions}", control_action
         )
-    train, test = stratified_split(
-        frame, test_size=test_size, seed=seed, by=(action_col, reward_col)
-    )
+    if test_mask is None:
+        train, test = stratified_split(
+            frame, test_size=test_size, seed=seed, by=(action_col, reward_col)
+        )
+    else:
+        held_out = np.asarray(test_mask, dtype=bool)
+        if held_out.shape != (len(frame),) or held_out.all() or not held_out.any():
+            raise InvalidRequest(
+                "test_mask", f"must flag some but not all of the {len(frame)} rows of `frame`"
+            )
+        train, test = frame[~held_out], frame[held_out]
     fitted = (model.clone() if model is not None else ArmPropensityModel(seed=seed)).fit(
         train[list(features)], train[action_col], train[reward_col]
     )

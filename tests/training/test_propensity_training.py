@@ -90,3 +90,26 @@ def test_bad_training_input(
     arguments: dict[str, Any] = {"features": features, **kwargs}
     with pytest.raises(InvalidRequest, match=match):
         train_propensity(hillstrom.head(600), **arguments)
+
+
+def test_a_test_mask_names_the_held_out_rows() -> None:
+    frame = pd.DataFrame(
+        {
+            "recency": list(range(1, 13)) * 30,
+            "arm": ["email", "email", "none"] * 120,
+            "visit": [1, 0, 0, 0, 1, 1] * 60,
+            "customer_id": [f"c{i}" for i in range(360)],
+        }
+    )
+    mask = frame["recency"] > 9  # 90 rows
+    result = train_propensity(
+        frame,
+        features=["recency"],
+        control_action="none",
+        model=ArmPropensityModel(num_boost_round=5, min_data_in_leaf=10),
+        test_mask=mask.to_numpy(),
+    )
+    assert sorted(result.test["customer_id"]) == sorted(frame.loc[mask, "customer_id"])
+    assert not set(result.train["customer_id"]) & set(result.test["customer_id"])
+    with pytest.raises(InvalidRequest, match="`test_mask` must flag some but not all"):
+        train_propensity(frame, features=["recency"], control_action="none", test_mask=[True] * 360)
