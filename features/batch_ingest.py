@@ -315,7 +315,7 @@ class _Run:
         else:
             if not isinstance(into, EventLog):
                 raise InvalidRequest("into", "must be the event log for target profiles")
-            self.sink = _ProfileSink(into, self.schema)
+            self.sink = _ProfileSink(into, self.schema, now or datetime.now(UTC))
 
     def reject(self, rejection: Rejection) -> None:
         self.report.rejected[(rejection.reason, rejection.field)] += 1
@@ -528,8 +528,9 @@ _DTYPES = {
 
 
 class _ProfileSink:
-    def __init__(self, log: EventLog, schema: Mapping[str, TargetField]) -> None:
+    def __init__(self, log: EventLog, schema: Mapping[str, TargetField], now: datetime) -> None:
         self.log = log
+        self.now = now
         self.dtypes = {name: _DTYPES[target.kind] for name, target in schema.items()}
         self.pieces: list[pd.DataFrame] = []
         # (customer, event time in ns) → (row, content hash) of the row this import keeps.
@@ -556,7 +557,12 @@ class _ProfileSink:
         report: IngestReport,
     ) -> None:
         if "created_at" not in columns:
-            columns = {**columns, "created_at": columns["event_timestamp"]}
+            # Known from this import on: a backfill of past snapshots must not look as if
+            # it had been known at their event time, or training "as of" a past date
+            # would see it.
+            stamps = columns["event_timestamp"]
+            created = pd.Series([self.now] * len(stamps), index=stamps.index)
+            columns = {**columns, "created_at": created}
         piece = pd.DataFrame({name: columns[name] for name in self.dtypes}).iloc[good]
         hashes = pd.util.hash_pandas_object(piece, index=False).tolist()
         stamps = piece["event_timestamp"].array.asi8.tolist()
@@ -597,11 +603,14 @@ class _ProfileSink:
             self._write(new)
             return
         old = self.log.read(PROFILES_TABLE)[list(self.dtypes)].astype(self.dtypes)
-        old_hashes = pd.util.hash_pandas_object(old, index=False).to_numpy()
+        # The same values imported again are the same fact: the stored row, with the
+        # time it first became known, stands; only a change carries a new created_at.
+        facts = [name for name in self.dtypes if name != "created_at"]
+        old_hashes = pd.util.hash_pandas_object(old[facts], index=False).to_numpy()
         # Each new row's stored twin, by position (the last, should a key repeat).
         twins = old[_KEY].assign(_at=range(len(old))).drop_duplicates(_KEY, keep="last")
         at = new[_KEY].merge(twins, on=_KEY, how="left")["_at"].to_numpy()
-        ours = pd.util.hash_pandas_object(new, index=False).to_numpy()
+        ours = pd.util.hash_pandas_object(new[facts], index=False).to_numpy()
         found = ~np.isnan(at)
         unchanged = np.zeros(len(new), dtype=bool)
         unchanged[found] = old_hashes[at[found].astype(np.int64)] == ours[found]

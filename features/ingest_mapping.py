@@ -16,7 +16,7 @@ A mapping is a small YAML file::
 The event schema is ``event_id``, ``customer_id``, ``type``, ``occurred_at``
 and the payload; the profile schema is the ``customer_profile`` view's table:
 ``customer_id``, ``event_timestamp``, ``created_at`` (optional, defaults to
-``event_timestamp``) and every feature of
+the import's time: when the row became known) and every feature of
 :data:`features.definitions.PROFILE_FEATURE_TYPES`, with its type.
 
 Every mistake is an ``InvalidRequest`` naming the mapping's key, found before

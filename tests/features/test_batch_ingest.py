@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -485,6 +485,7 @@ def profile_row(
 def ingest_profiles(
     folder: Path, rows: list[tuple[Any, ...]], log: EventLog, suffix: str = ".csv", **extra: Any
 ) -> IngestReport:
+    now = extra.pop("now", NOW)
     path = write_rows(folder / f"profiles{suffix}", PROFILE_COLUMNS, rows)
     report = ingest_file(
         path,
@@ -492,9 +493,30 @@ def ingest_profiles(
         source="crm",
         into=log,
         quarantine_dir=folder / "quarantine",
+        now=now,
     )
     balanced(report)
     return report
+
+
+def test_a_backfill_is_known_from_its_import_and_a_repeat_keeps_that_time(
+    tmp_path: Path,
+) -> None:
+    log = EventLog(tmp_path / "events")
+    rows = [profile_row("p1", "2026-03-01T00:00:00Z")]
+    ingest_profiles(tmp_path, rows, log, now=NOW)
+    later = NOW + timedelta(days=30)
+    again = ingest_profiles(tmp_path, rows, log, now=later)
+    assert (again.stored, again.duplicate) == (0, 1)
+    assert log.read("profiles")["created_at"].tolist() == [pd.Timestamp(NOW)]
+    # A corrected value is a new fact: known from the import that brought it.
+    fixed = ingest_profiles(
+        tmp_path, [profile_row("p1", "2026-03-01T00:00:00Z", recency=9)], log, now=later
+    )
+    assert fixed.stored == 1
+    table = log.read("profiles")
+    assert table["recency"].tolist() == [9]
+    assert table["created_at"].tolist() == [pd.Timestamp(later)]
 
 
 def test_profile_rows_become_the_feature_tables_types_in_time_order(tmp_path: Path) -> None:
@@ -516,7 +538,8 @@ def test_profile_rows_become_the_feature_tables_types_in_time_order(tmp_path: Pa
         pd.Timestamp("2026-02-28T23:00:00Z"),
         pd.Timestamp("2026-03-02T00:00:00Z"),
     ]
-    assert (table["created_at"] == table["event_timestamp"]).all()
+    # Without a created_at column, each row became known at the import.
+    assert (table["created_at"] == pd.Timestamp(NOW)).all()
     assert table.dtypes.astype(str).to_dict() == {
         "customer_id": "string",
         "recency": "int64",
