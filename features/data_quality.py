@@ -47,6 +47,7 @@ from features.event_stream import EventStream, StoredEvent
 
 __all__ = [
     "STREAM_FIELDS",
+    "TABLE_FRESHNESS",
     "TABLE_KEYS",
     "DataQualityReport",
     "SourceCheck",
@@ -62,6 +63,10 @@ TABLE_KEYS: Mapping[str, tuple[str, ...]] = {
     "profiles": ("customer_id", "event_timestamp"),
 }
 """The event log's tables and the columns that identify a row of each."""
+
+TABLE_FRESHNESS: Mapping[str, str] = {"profiles": "created_at"}
+"""The column a table's freshness is read from, when not ``event_timestamp``: a profile
+snapshot is as fresh as the moment it became known, whatever date it describes."""
 
 STREAM_FIELDS: Mapping[str, tuple[str, ...]] = {
     "add_to_cart": ("cart_value",),
@@ -216,7 +221,14 @@ def check_data(
             if event_log.exists(name):
                 limits = (table_thresholds or {}).get(name, thresholds)
                 sources.append(
-                    check_table(name, event_log.read(name), key=key, now=now, thresholds=limits)
+                    check_table(
+                        name,
+                        event_log.read(name),
+                        key=key,
+                        now=now,
+                        thresholds=limits,
+                        timestamp=TABLE_FRESHNESS.get(name, _TIMESTAMP),
+                    )
                 )
     if stream is not None:
         sources.extend(check_stream(stream, now=now, thresholds=thresholds))

@@ -34,8 +34,9 @@ def data_report(
 ) -> DataQualityReport:
     """Check the event log and the event stream as of now.
 
-    The event log's Hillstrom tables describe a finished 2008 experiment: their
-    freshness is not judged (their rows' ages are still shown). ``record_schema``
+    The event log's decisions and outcomes are a finished experiment's own log
+    (Hillstrom, 2008): their freshness is not judged (their ages are still shown).
+    Profiles are, by when their newest row became known (``created_at``). ``record_schema``
     compares with, and first writes, ``<state>/data_schema.json``; the server's
     periodic check reads sources without it, so that only a deliberate
     ``nudge data check`` sets the schema others are compared with.
@@ -56,7 +57,7 @@ def data_report(
             now=now,
             thresholds=thresholds,
             schema_file=settings.state_dir / "data_schema.json" if record_schema else None,
-            table_thresholds=dict.fromkeys(("decisions", "outcomes", "profiles"), historical),
+            table_thresholds=dict.fromkeys(("decisions", "outcomes"), historical),
         )
     finally:
         if stream is not None:
