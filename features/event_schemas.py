@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from features.errors import InvalidRequest
+from features.identity import normalise_email
 
 __all__ = ["CUSTOM_TYPE", "EVENT_SCHEMAS", "STANDARD_TYPES", "check_payload"]
 
@@ -74,10 +75,26 @@ def _zone(value: object) -> str | None:
     return None
 
 
+def _email(value: object) -> str | None:
+    try:
+        normalise_email(value)
+    except InvalidRequest as error:
+        return error.expected
+    return None
+
+
+def _phone(value: object) -> str | None:
+    """International (+country) or national digits; which country a national number is in
+    is the stitching's question (``NUDGE_PHONE_REGION``), not the schema's."""
+    ok = isinstance(value, str) and re.fullmatch(r"\+?[\d\s().-]+", value.strip()) is not None
+    digits = sum(c.isdigit() for c in value) if isinstance(value, str) else 0
+    return None if ok and 6 <= digits <= 15 else "must be a phone number (6 to 15 digits)"
+
+
 _CLICK = {"url": _url, "decision_id": _text, "message": _text, "channel": _text}
 _PROFILE = {
-    "email": _text,
-    "phone": _text,
+    "email": _email,
+    "phone": _phone,
     "push_token": _text,
     "time_zone": _zone,
     "first_name": _text,

@@ -59,7 +59,10 @@ def test_good_payloads_pass(kind: str, payload: dict[str, Any]) -> None:
         ("consent_update", {"channel": "email"}, "payload.consent", "is required"),
         ("consent_update", {"channels": {"email": "maybe"}}, "payload.channels", "opted_in"),
         ("profile_update", {"time_zone": "Mars/Olympus"}, "payload.time_zone", "IANA"),
-        ("identify", {"email": ""}, "payload.email", "non-empty string"),
+        ("identify", {"email": ""}, "payload.email", "e-mail address"),
+        ("profile_update", {"email": "bad"}, "payload.email", "e-mail address"),
+        ("profile_update", {"phone": "123"}, "payload.phone", "6 to 15 digits"),
+        ("profile_update", {"phone": "call me"}, "payload.phone", "6 to 15 digits"),
     ],
 )
 def test_bad_payloads_name_the_field(
