@@ -291,9 +291,11 @@ def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
             settings, model=args.model, learner=args.learner, as_of=as_of, outcome=args.outcome
         )
     elif args.command == "promote":
-        train_command.promote_command(
+        decision = train_command.promote_command(
             settings, model=args.model, margin=args.margin, dry_run=args.dry_run, force=args.force
         )
+        # Like a check: a refusal is exit 1, so a script can tell it from a promotion.
+        return 1 if decision.action == "refuse" else 0
     elif args.command == "rollback":
         train_command.rollback_command(settings, model=args.model)
     else:

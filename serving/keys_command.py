@@ -27,7 +27,11 @@ def run_keys_command(
             print(created.secret, file=out)
             print("It is shown only this once; keys are stored hashed.", file=out)
             if settings.auth == "auto":
-                print("Keys are now in force: every route but /healthz needs one.", file=out)
+                print(
+                    "Keys are now in force: every route needs one but /healthz and the signed "
+                    "tracking links, callbacks and webhooks.",
+                    file=out,
+                )
         elif args.keys_command == "revoke":
             keys.revoke(args.key_id)
             print(f"revoked {args.key_id} (servers stop accepting it within 5 s)", file=out)

@@ -56,7 +56,8 @@ def test_train_promote_list_and_rollback(
     assert "nudge-propensity v2 @challenger (run " in out
 
     code, out, _ = run(capsys, settings, "promote", "--dry-run")
-    assert code == 0
+    # A refusal, dry or not, is exit 1 (a script can tell it from a promotion).
+    assert code == (1 if "WOULD REFUSE" in out else 0)
     assert "[2/2] Evaluate nudge-propensity champion and challenger by DR, and decide" in out
     assert "held-out customers, reward visit, logging policy" in out
     assert "champion          v1" in out
