@@ -101,7 +101,7 @@ def test_a_test_mask_names_the_held_out_rows() -> None:
             "customer_id": [f"c{i}" for i in range(360)],
         }
     )
-    mask = frame["recency"] > 9  # 90 rows
+    mask = pd.Series(np.random.default_rng(4).random(360) < 0.3)
     result = train_propensity(
         frame,
         features=["recency"],
