@@ -332,10 +332,11 @@ def test_every_send_arrived_exactly_once(
     sms_ids = Counter(r.headers["idempotency-key"] for r in sms_provider.requests)
     assert set(mail_ids) | set(sms_ids) == set(sent)  # nothing lost, nothing unexpected
     assert set(mail_ids) == {d for d, s in sent.items() if s.channel == "email"}
-    # A send found claimed but unconfirmed after the kill went again with its own id:
-    # the SMS provider dedupes it by key; every other message arrived once.
+    # A send found claimed but unconfirmed after the kill went again with its own id
+    # (the SMS provider dedupes it by key): it arrived twice if the killed runner had
+    # reached the server, once if it died before. Every other message arrived once.
     repeats = sum(n - 1 for n in mail_ids.values()) + sum(n - 1 for n in sms_ids.values())
-    assert repeats == run["send_counts"]["in_doubt"]
+    assert repeats <= run["send_counts"]["in_doubt"]
     assert len(sms_provider.delivered) == len(sms_ids)
 
 

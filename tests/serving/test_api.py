@@ -215,7 +215,8 @@ def test_nan_in_context_is_rejected_by_name(client: TestClient) -> None:
 
 
 def test_an_outcome_is_credited_once(client: TestClient, demo_run: DemoRun) -> None:
-    decision = decide(client, known_customer(demo_run, 3))
+    # A send, so that the visit is credited to it (a no-send is not a treatment).
+    decision = decide(client, known_customer(demo_run, 3), allow_no_send=False)
     outcome = {
         "decision_id": decision["decision_id"],
         "event": "visit",
@@ -314,7 +315,7 @@ def test_bad_outcomes_are_rejected(
 
 def test_state_survives_a_restart(api_settings: Settings, demo_run: DemoRun) -> None:
     with TestClient(create_app(api_settings)) as first:
-        decision = decide(first, known_customer(demo_run, 6))
+        decision = decide(first, known_customer(demo_run, 6), allow_no_send=False)
         logged = first.get("/healthz").json()["decisions_logged"]
         policy_version = first.get("/healthz").json()["policy_version"]
     with TestClient(create_app(api_settings)) as second:
