@@ -7,6 +7,10 @@ and rate limits, Jinja2 templates, signed tracking links, provider callbacks and
 the YAML file that says which channels a deployment has.
 """
 
+from channels.ads import AdsChannel, AudienceApiChannel, AudienceSpec, hash_email, hash_phone
+from channels.audience_report import audience_report, format_report, write_report
+from channels.audience_sync import AudienceRules, AudienceSync, SyncResult
+from channels.audiences import AudienceStore
 from channels.callbacks import EVENT_TYPES, CallbackVerifier, ProviderEvent, parse_callback
 from channels.compose import compose
 from channels.config import (
@@ -36,6 +40,12 @@ __all__ = [
     "EVENT_TYPES",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
+    "AdsChannel",
+    "AudienceApiChannel",
+    "AudienceRules",
+    "AudienceSpec",
+    "AudienceStore",
+    "AudienceSync",
     "CallbackVerifier",
     "Channel",
     "ChannelsConfig",
@@ -49,17 +59,23 @@ __all__ = [
     "RetryingChannel",
     "SendFailed",
     "SmtpChannel",
+    "SyncResult",
     "TemplateRenderer",
     "TrackedLink",
     "TrackingLinks",
     "WebhookChannel",
+    "audience_report",
     "build_channels",
     "build_email",
     "compose",
+    "format_report",
+    "hash_email",
+    "hash_phone",
     "load_channels_config",
     "message_id_header",
     "parse_callback",
     "send_batch",
     "sign_payload",
     "verify_signature",
+    "write_report",
 ]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from channels.reliability import RateLimitedChannel, RetryingChannel
 from channels.types import Channel
@@ -31,6 +31,7 @@ from features.errors import InvalidRequest
 
 __all__ = [
     "DEFAULT_CHANNELS",
+    "AdsSettings",
     "ChannelsConfig",
     "build_channels",
     "load_channels_config",
@@ -44,6 +45,7 @@ CHANNEL_TYPES: Mapping[str, str] = {
     "http": "channels.http_provider:HttpProviderChannel",
     "webhook": "channels.webhook:WebhookChannel",
     "file": "channels.file_outbox:FileOutbox",
+    "ads": "channels.ads:open_ads_channel",
 }
 
 
@@ -113,8 +115,52 @@ class FileSettings(_Delivery):
         return {"path": state_dir / self.path, "name": name}
 
 
+class AudienceSettings(_Strict):
+    network_id: str
+    """The audience's id in the ad network."""
+    kind: Literal["retargeting", "acquisition"] = "retargeting"
+
+
+class AdsSettings(_Delivery):
+    """An ad network's audiences: sends join ``audiences``; ``nudge audiences sync`` ships them."""
+
+    type: Literal["ads"]
+    url: str
+    """The network's audience API base: ``{url}/audiences/{network_id}/members:add``."""
+    token_env: str | None = None
+    path: str = "audiences.db"
+    """The audience store, relative to the state directory."""
+    audiences: Annotated[dict[str, AudienceSettings], Field(min_length=1)]
+    default_audience: str
+    by_message: dict[str, str] = Field(default_factory=dict)
+    """Message -> audience, for messages that do not go to ``default_audience``."""
+    batch_size: Annotated[int, Field(ge=1, le=10000)] = 500
+    buyer_window_days: Annotated[float, Field(gt=0)] = 30.0
+    """How long a buyer is kept out of acquisition audiences."""
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="after")
+    def _known_audiences(self) -> AdsSettings:
+        for where, audience in [
+            ("default_audience", self.default_audience),
+            *((f"by_message.{m}", a) for m, a in self.by_message.items()),
+        ]:
+            if audience not in self.audiences:
+                raise ValueError(f"{where} must be one of {sorted(self.audiences)}, got {audience}")
+        return self
+
+    def arguments(self, name: str, state_dir: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "path": state_dir / self.path,
+            "name": name,
+            "default_audience": self.default_audience,
+            "by_message": dict(self.by_message),
+        }
+
+
 ChannelSettings = Annotated[
-    SmtpSettings | HttpSettings | WebhookSettings | FileSettings, Field(discriminator="type")
+    SmtpSettings | HttpSettings | WebhookSettings | FileSettings | AdsSettings,
+    Field(discriminator="type"),
 ]
 
 

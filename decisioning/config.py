@@ -6,7 +6,7 @@ Every mistake in the file is reported with the path of the key that is wrong.
 
 >>> config = load_decision_config(DEFAULT_CONFIG)
 >>> sorted(config.channels), [slot.name for slot in config.slots][:3]
-(['email', 'push', 'sms'], ['now', '+1h', '+3h'])
+(['ads', 'email', 'push', 'sms'], ['now', '+1h', '+3h'])
 >>> config.reward_for("cart_abandonment").attribution_window
 datetime.timedelta(days=3)
 """
@@ -198,6 +198,7 @@ def parse_decision_config(raw: object) -> DecisionConfig:
     zone_name = doc.get("default_time_zone", "UTC")
     load_zone(zone_name, "default_time_zone")
     contact = ContactRules(
+        quiet_exempt=_quiet_exempt(doc.get("channels")),
         caps=tuple(
             _cap(spec, f"caps[{i}]", channels) for i, spec in enumerate(doc.get("caps") or [])
         ),
@@ -247,6 +248,18 @@ def _number(
     if (minimum is not None and raw < minimum) or (maximum is not None and raw > maximum):
         raise InvalidRequest(where, f"must be between {minimum} and {maximum}", raw)
     return float(raw)
+
+
+def _quiet_exempt(raw: object) -> frozenset[str]:
+    """Channels with ``quiet_hours: false``: an ad audience wakes no one at night."""
+    exempt = set()
+    for name, spec in _mapping(raw, "channels").items():
+        applies = _mapping(spec, f"channels.{name}").get("quiet_hours", True)
+        if not isinstance(applies, bool):
+            raise InvalidRequest(f"channels.{name}.quiet_hours", "must be true or false", applies)
+        if not applies:
+            exempt.add(name)
+    return frozenset(exempt)
 
 
 def _message(name: str, raw: object, channels: Mapping[str, ChannelSpec]) -> MessageSpec:

@@ -78,6 +78,7 @@ class ContactPolicy:
         self._caps = rules.active_caps
         quiet = rules.quiet_hours
         self._quiet = quiet if quiet is not None and quiet.start != quiet.end else None
+        self._exempt = rules.quiet_exempt
 
     def zone_for(self, profile: ContactProfile) -> ZoneInfo:
         """The customer's own time zone, or the deployment's default."""
@@ -115,7 +116,7 @@ class ContactPolicy:
                 verdict = by_channel[channel]
             else:
                 verdict = by_channel[channel] = _channel_verdict(channel, profile.channel(channel))
-            if verdict is None and self._quiet is not None:
+            if verdict is None and self._quiet is not None and channel not in self._exempt:
                 if send_at in by_time:
                     verdict = by_time[send_at]
                 else:
@@ -144,7 +145,7 @@ class ContactPolicy:
         if action.channel is None or action.send_at is None:
             raise InvalidRequest("action", "must give a send a channel and a send time", action.key)
         verdict = _channel_verdict(action.channel, profile.channel(action.channel))
-        if verdict is None and self._quiet is not None:
+        if verdict is None and self._quiet is not None and action.channel not in self._exempt:
             verdict = self._quiet_verdict(action.send_at, zone)
         return None if verdict is None else Exclusion(action.key, verdict[0], verdict[1])
 

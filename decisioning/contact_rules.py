@@ -125,6 +125,8 @@ class ContactRules:
     caps: tuple[FrequencyCap, ...] = ()
     quiet_hours: QuietHours | None = None
     default_time_zone: str = "UTC"
+    quiet_exempt: frozenset[str] = frozenset()
+    """Channels that wake no one (an ad audience), so quiet hours do not apply to them."""
 
     def __post_init__(self) -> None:
         caps = self.caps

@@ -16,6 +16,7 @@ from journeys.definition import (
     EntryRules,
     ExitRule,
     Journey,
+    ScoreTrigger,
     SendStep,
     Step,
     Trigger,
@@ -25,6 +26,8 @@ from journeys.definition import (
 )
 from journeys.errors import JourneyFileError
 from journeys.loader import load_journey, load_journeys, parse_journey
+from journeys.score_state import ScoreState, ScoreStateStore
+from journeys.score_trigger import Crossing, Scorer, ScoreTriggers, next_state
 from journeys.validation import validate_against
 
 DEFAULT_JOURNEYS_DIR = Path(__file__).with_name("definitions")
@@ -37,11 +40,17 @@ __all__ = [
     "BranchStep",
     "CandidateSpec",
     "Condition",
+    "Crossing",
     "DecideStep",
     "EntryRules",
     "ExitRule",
     "Journey",
     "JourneyFileError",
+    "ScoreState",
+    "ScoreStateStore",
+    "ScoreTrigger",
+    "ScoreTriggers",
+    "Scorer",
     "SendStep",
     "Step",
     "Trigger",
@@ -50,6 +59,7 @@ __all__ = [
     "all_hold",
     "load_journey",
     "load_journeys",
+    "next_state",
     "parse_journey",
     "validate_against",
 ]

@@ -21,6 +21,7 @@ from decisioning.request import CandidateMessage, DecisionRequest
 from decisioning.slots import load_zone
 from decisioning.types import Decision
 from features.errors import InvalidRequest, NotFound
+from features.online import FeatureValue
 from journeys.definition import DecideStep
 
 __all__ = [
@@ -132,9 +133,17 @@ class DecisionService(Protocol):
 
 
 def request_for(
-    step: DecideStep, *, customer_id: str, journey: str, idempotency_key: str
+    step: DecideStep,
+    *,
+    customer_id: str,
+    journey: str,
+    idempotency_key: str,
+    context: Mapping[str, FeatureValue] | None = None,
 ) -> DecisionRequest:
-    """The decision request a decide step makes for one customer."""
+    """The decision request a decide step makes for one customer.
+
+    ``context`` goes into the logged decision (a score trigger's score, say).
+    """
     return DecisionRequest(
         customer_id=customer_id,
         candidates=[CandidateMessage(c.message, c.channels) for c in step.candidates],
@@ -143,6 +152,7 @@ def request_for(
         allow_no_send=step.allow_no_send,
         slots=None if step.slots is None else list(step.slots),
         idempotency_key=idempotency_key,
+        context=context,
     )
 
 

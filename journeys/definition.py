@@ -30,6 +30,7 @@ __all__ = [
     "EntryRules",
     "ExitRule",
     "Journey",
+    "ScoreTrigger",
     "SendStep",
     "Step",
     "Trigger",
@@ -90,14 +91,33 @@ def all_hold(conditions: tuple[Condition, ...], values: Mapping[str, object]) ->
 
 
 @dataclass(frozen=True)
-class Trigger:
-    """The event that starts the journey, filtered on its payload and the customer's features."""
+class ScoreTrigger:
+    """A model's score crossing ``above``; it re-arms only once the score falls below
+    ``reset_below``, so noise around the threshold starts the journey once.
 
-    event: str
+    ``model`` is a registered model (MLflow) served under ``alias``.
+    """
+
+    model: str
+    above: float
+    reset_below: float
+    alias: str = "champion"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What starts the journey: an event (filtered on its payload) or a score crossing,
+    and conditions on the customer's features.
+
+    Exactly one of ``event`` and ``score`` is set.
+    """
+
+    event: str | None
     where: tuple[Condition, ...] = ()
     """On the event's payload."""
     features: tuple[Condition, ...] = ()
     """On the customer's features (the feature store), read when the event arrives."""
+    score: ScoreTrigger | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ The format (one journey per file)::
       event: add_to_cart                 # required
       where: {cart_value: {gte: 20}}     # conditions on the event's payload
       features: {recency: {lte: 6}}      # conditions on the customer's features
+      # or, instead of event and where, a model's score crossing a threshold once
+      # (journeys.score_trigger): score: {model: nudge-churn, above: 0.6, reset_below: 0.4}
     entry: {reentry: true, reentry_after: 7d}   # default: enter once
     goal: purchase                       # or {event: purchase, where: {...}}
     exit:                                # leave on an event, or after a time
@@ -105,6 +107,7 @@ from journeys.definition import (
 )
 from journeys.errors import JourneyFileError
 from journeys.graph import check_graph
+from journeys.score_trigger import parse_score_trigger
 from journeys.yaml_nodes import NodeReader, join
 
 __all__ = ["load_journey", "load_journeys", "parse_journey"]
@@ -206,7 +209,19 @@ class _Parser:
     # -- the journey's settings -------------------------------------------------------------
 
     def trigger(self, node: Any) -> Trigger:
-        spec = self.r.mapping(node, "trigger", ("event", "where", "features"), ("event",))
+        spec = self.r.mapping(node, "trigger", ("event", "where", "features", "score"))
+        if "score" in spec:
+            if "event" in spec:
+                self.r.fail("trigger.score", spec["score"], "must not be given with trigger.event")
+            if "where" in spec:
+                self.r.fail("trigger.where", spec["where"], "is only allowed with trigger.event")
+            return Trigger(
+                event=None,
+                features=self.optional_conditions(spec, "trigger", "features"),
+                score=parse_score_trigger(self.r, spec["score"], "trigger.score"),
+            )
+        if "event" not in spec:
+            self.r.fail("trigger.event", node, "is required (or trigger.score)")
         return Trigger(
             event=self.r.string(spec["event"], "trigger.event", "must be an event name"),
             where=self.optional_conditions(spec, "trigger", "where"),

@@ -32,6 +32,7 @@ from typing import Any
 
 from channels import Channel, SendFailed, TemplateRenderer, TrackingLinks, compose
 from features import FeatureSource
+from features.behaviour import ACTIVITY_TYPES
 from features.errors import NudgeError, Unavailable
 from features.event_stream import EventStream, StoredEvent
 from journeys.decisions import ContactChange, DecisionService, StepDecision, request_for
@@ -45,6 +46,7 @@ from journeys.definition import (
     WaitStep,
     all_hold,
 )
+from journeys.score_trigger import ScoreTriggers, decision_context
 from journeys.store import FINAL_SEND_STATES, Instance, JourneyStore, SendRecord
 
 __all__ = ["ADDRESS_FIELDS", "JourneyRunner", "RunStats"]
@@ -58,6 +60,8 @@ PROFILE_EVENTS = frozenset({"identify", "profile_update"})
 CONSENT_EVENT = "consent_update"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+RESCORE_EVENTS = ACTIVITY_TYPES
+"""Events that change the features a score trigger's model reads (RFM recency and activity)."""
 MAX_EVENTS_KEPT = 50
 MAX_TRANSITIONS = 100
 """Steps one instance may take in one go; a journey that loops without waiting stops here."""
@@ -130,8 +134,12 @@ class JourneyRunner:
         max_send_delay: timedelta = timedelta(hours=6),
         max_trigger_age: timedelta = timedelta(hours=24),
         batch: int = 500,
+        scores: ScoreTriggers | None = None,
+        rescore_on: frozenset[str] = RESCORE_EVENTS,
     ) -> None:
         self.journeys = dict(journeys)
+        self.scores = scores
+        self.rescore_on = rescore_on
         self.store = store
         self.stream = stream
         self.decisions = decisions
@@ -151,7 +159,8 @@ class JourneyRunner:
         self._names = tuple(sorted(self.journeys))
         self._by_trigger: dict[str, list[Journey]] = {}
         for journey in self.journeys.values():
-            self._by_trigger.setdefault(journey.trigger.event, []).append(journey)
+            if journey.trigger.event is not None:
+                self._by_trigger.setdefault(journey.trigger.event, []).append(journey)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -217,6 +226,11 @@ class JourneyRunner:
         for journey in self._by_trigger.get(event.type, ()):
             if self._enter(journey, event, now):
                 stats.entered += 1
+        if self.scores is not None and event.type in self.rescore_on:
+            # The event may have moved the customer's score: rescore them now, in this
+            # commit, rather than wait for the scheduled pass (``nudge journeys score``).
+            crossings = self.scores.observe([customer], now)
+            stats.entered += sum(crossing.entered for crossing in crossings)
 
     def _update_profile(self, event: StoredEvent) -> None:
         """Addresses and attributes into the journey store; reachability and zone to contacts."""
@@ -249,7 +263,7 @@ class JourneyRunner:
             ContactChange(
                 customer,
                 event.occurred_at,
-                reachable=dict.fromkeys((channel for channel, _ in addresses), True),
+                reachable=dict.fromkeys(_reachable(addresses, self.channels), True),
                 time_zone=zone if isinstance(zone, str) and zone else None,
             ),
         )
@@ -536,6 +550,7 @@ class JourneyRunner:
                 customer_id=instance.customer_id,
                 journey=journey.name,
                 idempotency_key=f"{instance.instance_id}:{step.id}:{visit}",
+                context=decision_context(state),
             )
         )
         visits[step.id] = visit
@@ -723,6 +738,14 @@ class JourneyRunner:
             )
         values.update(self.store.attributes(customer_id))
         return values
+
+
+def _reachable(addresses: list[tuple[str, str]], channels: Mapping[str, Channel]) -> list[str]:
+    """The channels the addresses reach; an ``ads`` channel matches on e-mail or phone hashes."""
+    reached = [channel for channel, _ in addresses]
+    if "ads" in channels and any(channel in ("email", "sms") for channel in reached):
+        reached.append("ads")
+    return reached
 
 
 def _address(field: str, value: object) -> str | None:

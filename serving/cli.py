@@ -157,6 +157,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--until-idle", action="store_true", help="stop when nothing is left to do now"
     )
 
+    score = journey_commands.add_parser(
+        "score", help="score every customer for the score triggers; start journeys on crossings"
+    )
+    _add_common(score)
+    score.add_argument("--journeys-dir", type=Path, help="folder of journey YAML files")
+    score.add_argument("--storage", choices=["embedded", "scale"])
+    churn = journey_commands.add_parser(
+        "train-churn", help="train nudge-churn on the event stream and log it to MLflow"
+    )
+    _add_common(churn)
+    churn.add_argument("--horizon-days", type=int, default=60, help="churned: no purchase within")
+    churn.add_argument("--synthetic", type=int, help="train on a synthetic history of N customers")
+    churn.add_argument("--champion", action="store_true", help="make it the champion now")
+
+    audiences = commands.add_parser("audiences", help="ad audiences of the `type: ads` channel")
+    audience_commands = audiences.add_subparsers(dest="audiences_command", required=True)
+    audience_sync = audience_commands.add_parser(
+        "sync", help="ship audience adds/removes to the ad network, every --every seconds"
+    )
+    audience_sync.add_argument("--every", type=float, default=60.0, help="seconds between syncs")
+    audience_sync.add_argument("--once", action="store_true", help="one sync, then exit")
+    audience_report = audience_commands.add_parser(
+        "report", help="audience sizes, adds/removes per sync, failures; reports/audiences.json"
+    )
+    for sub in (audience_sync, audience_report):
+        _add_common(sub)
+        sub.add_argument("--channels-config", type=Path, help="channels YAML with a type: ads")
+        sub.add_argument("--channel", help="the ads channel's name (default: the first)")
+        sub.add_argument("--reports-dir", type=Path, help="where reports go (default reports)")
+
     models = commands.add_parser("models", help="registered models and the online learners' state")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     snapshot = model_commands.add_parser(
@@ -378,7 +408,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.journeys_command == "status":
                 journey_status(settings)
                 return 0
+            if args.journeys_command in ("score", "train-churn"):
+                from serving.score_command import score_journeys, train_churn
+
+                if args.journeys_command == "score":
+                    score_journeys(settings)
+                else:
+                    train_churn(
+                        settings,
+                        horizon_days=args.horizon_days,
+                        synthetic=args.synthetic,
+                        champion=args.champion,
+                    )
+                return 0
             run_journeys(settings, api_url=args.api, once=args.once, until_idle=args.until_idle)
+        elif args.command == "audiences":
+            from serving.audiences_command import audiences_report, sync_audiences
+
+            if args.audiences_command == "report":
+                audiences_report(settings, channel=args.channel)
+                return 0
+            failures = sync_audiences(
+                settings, channel=args.channel, every=args.every, once=args.once
+            )
+            return 1 if failures else 0
         elif args.command in ("train", "promote", "rollback") or (
             args.command == "models" and args.models_command == "list"
         ):

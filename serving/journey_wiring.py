@@ -30,6 +30,7 @@ from journeys import DecideStep, Journey, load_journeys, validate_against
 from journeys.decisions import DecisionService, EngineDecisions
 from journeys.http_decisions import HttpDecisions
 from journeys.runner import JourneyRunner
+from journeys.score_trigger import ScoreTriggers
 from journeys.store import JourneyStore
 from serving.settings import Settings
 from serving.wiring import open_feature_repo
@@ -130,6 +131,51 @@ def _features(settings: Settings) -> FeatureSource | None:
         return None
 
 
+def _score_triggers(
+    settings: Settings, journeys: dict[str, Journey], store: JourneyStore, stream: EventStream
+) -> ScoreTriggers | None:
+    """Real-time rescoring for the score-triggered journeys, on the customer's history now.
+
+    Without the model registered the runner still runs: those journeys then start
+    only from the scheduled ``nudge journeys score``, and a warning says so, rather
+    than every journey stopping for the want of one model. The trigger's
+    ``features`` conditions read the online store when there is one.
+    """
+    from training.churn_scorer import HistoryScorer, load_scoring_model
+    from training.lifecycle import registry_for
+
+    triggers = {
+        m.trigger.score.model: m.trigger.score for m in journeys.values() if m.trigger.score
+    }
+    if not triggers:
+        return None
+    try:
+        registry = registry_for(settings)
+        scorers = {
+            name: HistoryScorer(load_scoring_model(registry, name, t.alias).model, stream)
+            for name, t in triggers.items()
+        }
+    except NudgeError as error:
+        _log.warning("journeys: no real-time scoring for %s (%s)", ", ".join(triggers), error)
+        return None
+    features = _features(settings)
+    return ScoreTriggers(
+        journeys=journeys,
+        store=store,
+        scorers=scorers,
+        values=None if features is None else online_values(features),
+    )
+
+
+def online_values(features: FeatureSource) -> Callable[[str], dict[str, object]]:
+    """A customer's present feature values, for a score trigger's ``features`` conditions."""
+
+    def values(customer_id: str) -> dict[str, object]:
+        return {k: v for k, v in features.get(customer_id).values.items() if v is not None}
+
+    return values
+
+
 def _check_channels(
     journeys: dict[str, Journey],
     config: DecisionConfig,
@@ -202,6 +248,7 @@ def build_journey_runtime(
             links=TrackingLinks(tracking_secret(settings), settings.public_url),
             features=_features(settings),
             send_lease=timedelta(seconds=settings.send_lease_s),
+            scores=_score_triggers(settings, journeys, store, stream),
         )
         runtime = JourneyRuntime(runner, journeys, closers)
         return runtime

@@ -18,6 +18,7 @@ from journeys import (
     ExitRule,
     Journey,
     JourneyFileError,
+    ScoreTrigger,
     SendStep,
     UpdateProfileStep,
     WaitStep,
@@ -115,8 +116,8 @@ def test_onboarding() -> None:
 
 def test_winback() -> None:
     journey = load_journey(DEFAULT_JOURNEYS_DIR / "winback.yaml")
-    assert journey.trigger.event == "winback_due"
-    assert journey.trigger.features == (Condition("recency", "gte", 6),)
+    assert journey.trigger.event is None  # the churn score starts it (issue 8)
+    assert journey.trigger.score == ScoreTrigger("nudge-churn", above=0.6, reset_below=0.4)
     assert journey.goal == "purchase"
     assert kinds(journey) == [
         ("offer", "decide"),
@@ -491,7 +492,7 @@ steps:
             {"channel": "fax"},
             9,
             "steps[0].decide.candidates[1].channels[1]",
-            "must be a channel that discount_10 may go on (email, sms, push), got 'fax'",
+            "must be a channel that discount_10 may go on (email, sms, push, ads), got 'fax'",
         ),
         (
             {"slot": "07:00"},
