@@ -55,7 +55,9 @@ def _write(tmp_path: Path, doc: object) -> Path:
 def test_the_default_sends_everything_to_outboxes_under_the_state_dir(tmp_path: Path) -> None:
     config = load_channels_config(DEFAULT_CHANNELS)
     channels = build_channels(config, state_dir=tmp_path)
-    assert sorted(channels) == ["email", "push", "sms", "webhook"]
+    # Ads sends join the local audience store (audiences.db); the rest go to outboxes.
+    assert sorted(channels) == ["ads", "email", "push", "sms", "webhook"]
+    assert (tmp_path / "audiences.db").exists()
     channels["email"].send(OutboundMessage("d-1", "c-1", "email", "a@example.com", "hi"))
     (line,) = (tmp_path / "outbox" / "email.jsonl").read_text().splitlines()
     assert json.loads(line)["message_id"] == "d-1"
