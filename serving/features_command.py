@@ -33,6 +33,7 @@ class RefreshResult:
     snapshots: int
     customers: int
     rows: int
+    customer_ids: tuple[str, ...] = ()
 
 
 def refresh_features(
@@ -93,4 +94,6 @@ def refresh_features(
             repo.materialize(now, start=stamps.min().to_pydatetime())
         else:
             repo.materialize_incremental(now)
-    return RefreshResult(snapshots=len(at), customers=len(customers), rows=len(frame))
+    return RefreshResult(
+        snapshots=len(at), customers=len(customers), rows=len(frame), customer_ids=tuple(customers)
+    )

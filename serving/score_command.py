@@ -15,8 +15,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
+import pandas as pd
+
 from features.behaviour import behaviour_snapshots, read_stream
-from features.errors import InvalidRequest
+from features.errors import InvalidRequest, NotFound
 from journeys import ScoreTriggers, load_journeys
 from serving.settings import Settings
 
@@ -78,7 +80,6 @@ def score_journeys(settings: Settings, *, out: TextIO | None = None) -> int:
     from serving.journey_wiring import (
         _features,
         online_values,
-        open_event_stream,
         open_journey_store,
     )
     from training.churn_scorer import FrameScorer, load_scoring_model
@@ -94,11 +95,8 @@ def score_journeys(settings: Settings, *, out: TextIO | None = None) -> int:
         print(f"no journey in {settings.journeys_dir} has a score trigger", file=out)
         return 0
     now = datetime.now(UTC)
-    stream = open_event_stream(settings)
-    try:
-        snapshot = behaviour_snapshots([now], events=read_stream(stream))
-    finally:
-        stream.close()
+    snapshot, source = _features_now(settings, now, out)
+    print(f"features: {source}", file=out)
     registry = registry_for(settings)
     scorers: dict[str, FrameScorer] = {}
     for journey in journeys.values():
@@ -134,3 +132,34 @@ def score_journeys(settings: Settings, *, out: TextIO | None = None) -> int:
         store.close()
     print(f"scored in {time.perf_counter() - started:.1f} s", file=out)
     return entered
+
+
+def _features_now(settings: Settings, now: datetime, out: TextIO) -> tuple[pd.DataFrame, str]:
+    """Every customer's behaviour features as of ``now``, and where they came from.
+
+    Through the feature store when there is one (the demo's profile table): a
+    snapshot is taken and materialised (``nudge features refresh``), then read back
+    with Feast's point-in-time ``get_historical_features``, so the scores use the
+    features training and serving see. Without one, straight from the event stream.
+    """
+    from features.definitions import BEHAVIOUR_SERVICE
+    from serving.features_command import refresh_features
+    from serving.journey_wiring import open_event_stream
+    from serving.wiring import open_feature_repo
+
+    try:
+        refreshed = refresh_features(settings, now=now, out=out)
+    except NotFound:
+        stream = open_event_stream(settings)
+        try:
+            return behaviour_snapshots([now], events=read_stream(stream)), "the event stream"
+        finally:
+            stream.close()
+    entities = pd.DataFrame(
+        {
+            "customer_id": pd.Series(refreshed.customer_ids, dtype="string"),
+            "event_timestamp": pd.Timestamp(now),
+        }
+    )
+    frame = open_feature_repo(settings).training_frame(entities, service=BEHAVIOUR_SERVICE)
+    return frame, f"Feast get_historical_features ({BEHAVIOUR_SERVICE}, {settings.feature_store})"
