@@ -28,7 +28,7 @@ from channels.audiences import AudienceStore, Batch
 from channels.types import OutboundMessage, Receipt, SendFailed
 from features.errors import InvalidRequest
 from features.identity import normalise_email, normalise_phone
-from features.sql import SQLiteDatabase
+from features.sql import PostgresDatabase, SQLiteDatabase
 
 __all__ = [
     "AdsChannel",
@@ -154,11 +154,24 @@ class AdsChannel:
             self.store.close()
 
 
+def open_audience_store(path: Path, postgres: tuple[str, str] | None = None) -> AudienceStore:
+    """SQLite at ``path``, or ``(dsn, schema)`` in Postgres (scale mode: shared by processes)."""
+    if postgres is not None:
+        dsn, schema = postgres
+        return AudienceStore(PostgresDatabase(dsn, schema))
+    return AudienceStore(SQLiteDatabase(Path(path)))
+
+
 def open_ads_channel(
-    path: Path, *, name: str, default_audience: str, by_message: Mapping[str, str]
+    path: Path,
+    *,
+    name: str,
+    default_audience: str,
+    by_message: Mapping[str, str],
+    postgres: tuple[str, str] | None = None,
 ) -> AdsChannel:
-    """The channel over an embedded audience store at ``path`` (what ``type: ads`` builds)."""
-    store = AudienceStore(SQLiteDatabase(Path(path)))
+    """The channel over its audience store (what ``type: ads`` builds)."""
+    store = open_audience_store(path, postgres)
     return AdsChannel(
         store, default_audience=default_audience, by_message=by_message, name=name, owns_store=True
     )

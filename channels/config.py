@@ -130,6 +130,10 @@ class AdsSettings(_Delivery):
     token_env: str | None = None
     path: str = "audiences.db"
     """The audience store, relative to the state directory."""
+    postgres_dsn_env: str | None = None
+    """Scale mode: the variable holding a Postgres DSN; the store is then schema
+    ``postgres_schema`` there, shared by every process, instead of ``path``."""
+    postgres_schema: str = "nudge_audiences"
     audiences: Annotated[dict[str, AudienceSettings], Field(min_length=1)]
     default_audience: str
     by_message: dict[str, str] = Field(default_factory=dict)
@@ -152,6 +156,12 @@ class AdsSettings(_Delivery):
     def arguments(self, name: str, state_dir: Path, environ: Mapping[str, str]) -> dict[str, Any]:
         return {
             "path": state_dir / self.path,
+            "postgres": None
+            if self.postgres_dsn_env is None
+            else (
+                _secret(environ, self.postgres_dsn_env, f"channels.{name}.postgres_dsn_env"),
+                self.postgres_schema,
+            ),
             "name": name,
             "default_audience": self.default_audience,
             "by_message": dict(self.by_message),

@@ -20,9 +20,9 @@ from channels import (
     load_channels_config,
     write_report,
 )
+from channels.ads import open_audience_store
 from channels.config import AdsSettings, _secret
 from features.errors import NotFound
-from features.sql import SQLiteDatabase
 from serving.journey_wiring import open_event_stream
 from serving.settings import Settings
 from serving.wiring import open_stores
@@ -43,7 +43,8 @@ def _ads(settings: Settings, channel: str | None) -> tuple[str, AdsSettings]:
 
 
 def _store(settings: Settings, ads: AdsSettings) -> AudienceStore:
-    return AudienceStore(SQLiteDatabase(settings.state_dir / ads.path))
+    arguments = ads.arguments("ads", settings.state_dir, os.environ)
+    return open_audience_store(arguments["path"], arguments["postgres"])
 
 
 def sync_audiences(

@@ -158,3 +158,40 @@ def test_a_file_that_is_not_a_mapping_is_named(tmp_path: Path, text: str, match:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="`channels_config` must be a readable YAML file"):
         load_channels_config(tmp_path / "nope.yaml")
+
+
+def test_an_ads_channel_may_keep_its_audiences_in_postgres(tmp_path: Path) -> None:
+    import uuid
+
+    import psycopg
+
+    from channels.ads import open_audience_store
+
+    dsn = "postgresql://postgres@127.0.0.1:5432/test"
+    schema = f"nudge_test_{uuid.uuid4().hex[:8]}"
+    doc = {
+        "channels": {
+            "ads": {
+                "type": "ads",
+                "url": "http://127.0.0.1:9",
+                "audiences": {"carts": {"network_id": "1001"}},
+                "default_audience": "carts",
+                "postgres_dsn_env": "AUDIENCE_DSN",
+                "postgres_schema": schema,
+            }
+        }
+    }
+    try:
+        channels = build_channels(
+            load_channels_config(_write(tmp_path, doc)),
+            state_dir=tmp_path,
+            environ={"AUDIENCE_DSN": dsn},
+        )
+        channels["ads"].send(OutboundMessage("d-9", "c-9", "ads", "ann@example.com", ""))
+        store = open_audience_store(tmp_path / "unused.db", (dsn, schema))
+        assert store.desired("carts") == {"c-9"}
+        store.close()
+        assert not (tmp_path / "audiences.db").exists()  # nothing went to SQLite
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
