@@ -1,12 +1,12 @@
 """Which channels a deployment has, read from one strict YAML file.
 
-Each channel names a short ``type`` (smtp, http, webhook, file) that maps to a lazily
+Each channel names a short ``type`` (smtp, http, webhook, file, ads) that maps to a lazily
 imported class; secrets are never in the file, only the names of the environment
 variables holding them. Every mistake is reported with the file and the key path.
 
 >>> config = load_channels_config(DEFAULT_CHANNELS)
 >>> sorted(config.channels), config.channels["email"].type
-(['email', 'push', 'sms', 'webhook'], 'file')
+(['ads', 'email', 'push', 'sms', 'webhook'], 'file')
 >>> import tempfile
 >>> channels = build_channels(config, state_dir=Path(tempfile.mkdtemp()))
 >>> channels["email"].name, type(channels["email"]).__name__
