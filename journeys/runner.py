@@ -313,6 +313,11 @@ class JourneyRunner:
         now: datetime,
         stats: RunStats,
     ) -> None:
+        began = _began(instance)
+        if began is not None and event.occurred_at < began:
+            # Read late (the runner was behind), but it happened before the journey began
+            # for them: a purchase last week is not this journey's goal.
+            return
         state = copy.deepcopy(dict(instance.state))
         seen = list(state.get("events", []))
         seen.append({"type": event.type, "payload": dict(event.payload)})
@@ -371,7 +376,11 @@ class JourneyRunner:
                 step_id=journey.steps[0].id,
                 wake_at=now,
                 state={
-                    "trigger": {"event_id": event.event_id, "payload": dict(event.payload)},
+                    "trigger": {
+                        "event_id": event.event_id,
+                        "payload": dict(event.payload),
+                        "occurred_at": event.occurred_at.isoformat(),
+                    },
                     "events": [],
                     "visits": {},
                     "decisions": {},
@@ -768,3 +777,16 @@ def _address(field: str, value: object) -> str | None:
         digits = re.sub(r"[\s().-]", "", text)
         return digits if _PHONE.match(digits) else None
     return text if text and text.isprintable() and len(text) <= 4096 else None
+
+
+def _began(instance: Instance) -> datetime | None:
+    """When the journey began for the customer: the trigger event's time, or the entry for
+    a score crossing; None for instances stored before the trigger's time was kept."""
+    trigger = instance.state.get("trigger")
+    if not isinstance(trigger, Mapping):
+        return None
+    occurred = trigger.get("occurred_at")
+    if isinstance(occurred, str):
+        return datetime.fromisoformat(occurred)
+    return instance.entered_at if "score" in trigger else None
+

@@ -146,6 +146,24 @@ def test_batch_pass_enters_once_per_crossing(world: World) -> None:
     assert world.entries("c1") == 2
 
 
+def test_a_purchase_before_the_crossing_is_not_the_goal(world: World) -> None:
+    # The runner is behind: a purchase from before the crossing is read after the entry.
+    world.clock.advance(-timedelta(days=2))
+    world.event("c1", "purchase")
+    world.clock.advance(timedelta(days=2))
+    world.scores.now = {"c1": 0.8}
+    world.triggers.score_all(["c1"], world.clock.now)
+    world.runner.run_once()
+    (instance,) = world.store.instances_of("c1", "lapse")
+    assert instance.status == "active"
+    # A purchase after the crossing is.
+    world.clock.advance(timedelta(hours=1))
+    world.event("c1", "purchase")
+    world.runner.run_once()
+    (instance,) = world.store.instances_of("c1", "lapse")
+    assert instance.end_reason == "goal:purchase"
+
+
 def test_the_decision_is_logged_with_the_score_that_caused_it(world: World) -> None:
     world.scores.now = {"c1": 0.73}
     world.triggers.score_all(["c1"], world.clock.now)
