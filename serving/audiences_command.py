@@ -22,7 +22,7 @@ from channels import (
 )
 from channels.ads import open_audience_store
 from channels.config import AdsSettings, _secret
-from features.errors import NotFound
+from features.errors import InvalidRequest, NotFound
 from serving.journey_wiring import open_event_stream
 from serving.settings import Settings
 from serving.wiring import open_stores
@@ -56,6 +56,8 @@ def sync_audiences(
     out: TextIO | None = None,
 ) -> int:
     """Sync every ``every`` seconds until stopped (or once); the failures of the last sync."""
+    if isinstance(every, bool) or not isinstance(every, int | float) or not every >= 1:
+        raise InvalidRequest("--every", "must be at least 1 second", every)
     name, ads = _ads(settings, channel)
     out = sys.stdout if out is None else out
     token = _secret(os.environ, ads.token_env, f"channels.{name}.token_env")
@@ -85,6 +87,15 @@ def sync_audiences(
                 for a, c in sorted(result.counts.items())
             ]
             print(f"sync {result.sync_id}: {result.events} events; " + "; ".join(parts), file=out)
+            for batch in store.batches():
+                if batch["status"] == "open" and batch["error"]:
+                    # Why a batch did not go out, where the operator looks: it stays open
+                    # and goes again, under the same id, on the next sync.
+                    print(
+                        f"  batch {batch.get('batch_id')} ({batch.get('audience')}): "
+                        f"{batch.get('error')}",
+                        file=sys.stderr,
+                    )
             if once or stop.wait(every):
                 return failures
     finally:

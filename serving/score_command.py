@@ -94,17 +94,18 @@ def score_journeys(settings: Settings, *, out: TextIO | None = None) -> int:
     if not journeys:
         print(f"no journey in {settings.journeys_dir} has a score trigger", file=out)
         return 0
-    now = datetime.now(UTC)
-    snapshot, source = _features_now(settings, now, out)
-    print(f"features: {source}", file=out)
+    # The models first: a missing one fails now, not after a minute of materialising.
     registry = registry_for(settings)
-    scorers: dict[str, FrameScorer] = {}
+    models = {}
     for journey in journeys.values():
         trigger = journey.trigger.score
         assert trigger is not None
-        if trigger.model not in scorers:
-            loaded = load_scoring_model(registry, trigger.model, trigger.alias)
-            scorers[trigger.model] = FrameScorer(loaded.model, snapshot)
+        if trigger.model not in models:
+            models[trigger.model] = load_scoring_model(registry, trigger.model, trigger.alias)
+    now = datetime.now(UTC)
+    snapshot, source = _features_now(settings, now, out)
+    print(f"features: {source}", file=out)
+    scorers = {name: FrameScorer(loaded.model, snapshot) for name, loaded in models.items()}
     customers = sorted({c for scorer in scorers.values() for c in scorer.customers})
     store = open_journey_store(settings)
     try:

@@ -94,3 +94,13 @@ def test_an_unknown_default_audience_is_refused_with_the_key(tmp_path: Path) -> 
     }
     with pytest.raises(InvalidRequest, match="default_audience must be one of"):
         parse_channels_config(raw)
+
+
+@pytest.mark.parametrize("every", [0, -5, 0.5])
+def test_a_sync_interval_under_a_second_is_refused(every: float, tmp_path: Path) -> None:
+    from features import InvalidRequest
+    from serving.audiences_command import sync_audiences
+    from serving.settings import Settings
+
+    with pytest.raises(InvalidRequest, match="`--every` must be at least 1 second"):
+        sync_audiences(Settings(state_dir=tmp_path), every=every, once=True)
