@@ -789,4 +789,3 @@ def _began(instance: Instance) -> datetime | None:
     if isinstance(occurred, str):
         return datetime.fromisoformat(occurred)
     return instance.entered_at if "score" in trigger else None
-
