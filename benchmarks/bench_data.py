@@ -66,6 +66,7 @@ import redis
 from benchmarks.bench_http import (
     REPO_ROOT,
     WRK_INSTALL_HINT,
+    EchoServer,
     server_pid,
     tree_cpu_seconds,
     wrk_path,
@@ -74,7 +75,7 @@ from benchmarks.bench_setup import build_state
 from features import EventLog, FeatureRepo, Unavailable
 from features.event_stream import CustomerEvent, EventStream
 from features.sql import SQLiteDatabase
-from serving.api_process import ApiProcess, free_port, stop_process
+from serving.api_process import ApiProcess, free_port
 from serving.json_client import JsonClient
 from serving.progress import Steps
 from serving.settings import Settings
@@ -241,7 +242,13 @@ def events_over_http(
                     f"{run['stored_events']:,} stored"
                 )
         results["api"][str(workers)] = runs
-    with EchoEvents(log_path=settings.state_dir / "echo.log") as echo:
+    with EchoServer(
+        workers=1,
+        log_path=settings.state_dir / "echo.log",
+        app="benchmarks.events_echo_app:app",
+        probe=("/v1/events", _EVENT_PROBE),
+        ready=(202, 422, 500),
+    ) as echo:
         runs = []
         for batch in BATCHES:
             run = run_wrk(
@@ -258,62 +265,12 @@ def events_over_http(
     return results
 
 
-class EchoEvents:
-    """``benchmarks.events_echo_app`` under uvicorn, one worker, as ``nudge serve`` runs."""
-
-    def __init__(self, *, log_path: Path, startup_timeout_s: float = 60.0) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.startup_timeout_s = startup_timeout_s
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    def __enter__(self) -> EchoEvents:
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "benchmarks.events_echo_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-        ]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + self.startup_timeout_s
-        client = JsonClient(self.base_url, timeout_s=5)
-        try:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    raise Unavailable(f"the echo server exited; see {self.log_path}")
-                with contextlib.suppress(OSError):
-                    probe = {
-                        "event_id": "p",
-                        "customer_id": "c",
-                        "type": "t",
-                        "occurred_at": "2026",
-                    }
-                    if client.post("/v1/events", probe).status in (202, 422, 500):
-                        return self
-                client.close()
-                time.sleep(0.2)
-        finally:
-            client.close()
-        self.__exit__()
-        raise Unavailable(f"the echo server did not start; see {self.log_path}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._process is not None:
-            stop_process(self._process)
+_EVENT_PROBE: dict[str, object] = {
+    "event_id": "p",
+    "customer_id": "c",
+    "type": "t",
+    "occurred_at": "2026",
+}
 
 
 # -- events: the floors -------------------------------------------------------------------------

@@ -248,10 +248,27 @@ def _median_or_none(values: Sequence[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
-class EchoServer:
-    """``benchmarks.echo_app`` under uvicorn with ``workers`` processes, as ``nudge serve`` runs."""
+_DECIDE_PROBE = ("/v1/decide", {"customer_id": "echo", "candidates": [{"message": "m"}]})
 
-    def __init__(self, *, workers: int, log_path: Path, startup_timeout_s: float = 60.0) -> None:
+
+class EchoServer:
+    """A baseline app (``benchmarks.echo_app`` by default) under uvicorn with ``workers``
+    processes, as ``nudge serve`` runs; it is up once ``probe`` (path, body) is answered
+    with one of ``ready`` statuses."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        log_path: Path,
+        startup_timeout_s: float = 60.0,
+        app: str = "benchmarks.echo_app:app",
+        probe: tuple[str, dict[str, object]] = _DECIDE_PROBE,
+        ready: tuple[int, ...] = (200,),
+    ) -> None:
+        self.app = app
+        self.probe = probe
+        self.ready = ready
         self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -268,7 +285,7 @@ class EchoServer:
             sys.executable,
             "-m",
             "uvicorn",
-            "benchmarks.echo_app:app",
+            self.app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -295,8 +312,8 @@ class EchoServer:
                 if self._process.poll() is not None:
                     raise Unavailable(f"the echo server exited; see {self.log_path}")
                 try:
-                    body = {"customer_id": "echo", "candidates": [{"message": "m"}]}
-                    if client.post("/v1/decide", body).status == 200:
+                    path, body = self.probe
+                    if client.post(path, body).status in self.ready:
                         return
                 except OSError:
                     client.close()
